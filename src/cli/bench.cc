@@ -1,0 +1,164 @@
+// `strata bench`: load time, first-run time, latency percentiles and peak RSS.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <random>
+
+#include "cli/commands.h"
+#include "cli/inputs.h"
+#include "runtime/session.h"
+
+namespace strata::cli {
+namespace {
+
+struct BenchArgs {
+  std::string model;
+  std::vector<std::string> inputs;
+  std::vector<std::string> shapes;
+  int threads = 0;
+  int runs = 20;
+  int warmup = 3;
+  int opt_level = 1;
+  bool json = false;
+};
+
+double Ms(std::chrono::steady_clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+double PeakRssMb() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;
+}
+
+// Random values that are safe for any role an input may play: small non-negative integers keep
+// token ids and indices in range; floats are standard normal.
+Result<Value> RandomInput(const ir::ValueInfo& vi, const std::map<std::string, Shape>& shapes, std::mt19937& rng) {
+  const ir::TypeInfo& t = vi.type;
+  if (t.kind != ir::TypeInfo::Kind::kTensor)
+    return Unsupported("input '" + vi.name + "' is not a tensor; give it with --input");
+  Shape shape;
+  if (auto it = shapes.find(vi.name); it != shapes.end()) {
+    shape = it->second;
+  } else {
+    if (!t.shape) return InvalidArgument("input '" + vi.name + "' has unknown rank; give --shape " + vi.name + "=d0,d1,...");
+    for (const auto& d : *t.shape) shape.push_back(d.known() ? d.value : 1);
+  }
+  ASSIGN_OR_RETURN(Tensor x, Tensor::Create(t.elem_type, shape));
+  std::normal_distribution<float> normal;
+  std::uniform_int_distribution<int> small(0, 3);
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    switch (x.dtype()) {
+      case DType::kFloat: x.data<float>()[i] = normal(rng); break;
+      case DType::kDouble: x.data<double>()[i] = normal(rng); break;
+      case DType::kFloat16: x.data<Float16>()[i] = Float16(normal(rng)); break;
+      case DType::kBFloat16: x.data<BFloat16>()[i] = BFloat16(normal(rng)); break;
+      case DType::kInt64: x.data<int64_t>()[i] = small(rng); break;
+      case DType::kInt32: x.data<int32_t>()[i] = small(rng); break;
+      case DType::kInt8: x.data<int8_t>()[i] = static_cast<int8_t>(small(rng)); break;
+      case DType::kUInt8: x.data<uint8_t>()[i] = static_cast<uint8_t>(small(rng)); break;
+      case DType::kBool: x.data<bool>()[i] = small(rng) & 1; break;
+      default: return Unsupported("random inputs of dtype " + std::string(DTypeName(x.dtype())) + "; give --input");
+    }
+  }
+  return Value(std::move(x));
+}
+
+int Fail(const Status& st) {
+  std::cerr << "strata: " << st.ToString() << "\n";
+  return 1;
+}
+
+int Bench(const BenchArgs& a) {
+  std::map<std::string, Shape> shapes;
+  for (const auto& s : a.shapes) {
+    const auto eq = s.find('=');
+    if (eq == std::string::npos) return Fail(InvalidArgument("--shape expects NAME=d0,d1,..., got '" + s + "'"));
+    Shape shape;
+    std::string rest = s.substr(eq + 1);
+    size_t pos = 0;
+    while (pos <= rest.size() && !rest.empty()) {
+      const size_t comma = rest.find(',', pos);
+      try {
+        shape.push_back(std::stoll(rest.substr(pos, comma - pos)));
+      } catch (const std::exception&) {
+        return Fail(InvalidArgument("--shape: bad dimension in '" + s + "'"));
+      }
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
+    }
+    shapes[s.substr(0, eq)] = shape;
+  }
+  SessionOptions opts;
+  opts.opt_level = a.opt_level;
+  opts.num_threads = a.threads;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto session = Session::Load(a.model, opts);
+  if (!session.ok()) return Fail(session.status());
+  const double load_ms = Ms(std::chrono::steady_clock::now() - t0);
+
+  std::vector<size_t> missing;
+  auto inputs = LoadInputs(**session, a.inputs, "", &missing);
+  if (!inputs.ok()) return Fail(inputs.status());
+  std::mt19937 rng(42);
+  for (size_t k : missing) {
+    auto v = RandomInput((*session)->inputs()[k], shapes, rng);
+    if (!v.ok()) return Fail(v.status());
+    (*inputs)[k] = std::move(v).value();
+  }
+  std::vector<Value> outputs;
+  auto t1 = std::chrono::steady_clock::now();
+  Status st = (*session)->Run(*inputs, outputs);
+  if (!st.ok()) return Fail(st);
+  const double first_ms = Ms(std::chrono::steady_clock::now() - t1);
+  for (int i = 0; i < a.warmup; ++i) {
+    st = (*session)->Run(*inputs, outputs);
+    if (!st.ok()) return Fail(st);
+  }
+  std::vector<double> times;
+  for (int i = 0; i < std::max(1, a.runs); ++i) {
+    t1 = std::chrono::steady_clock::now();
+    st = (*session)->Run(*inputs, outputs);
+    times.push_back(Ms(std::chrono::steady_clock::now() - t1));
+    if (!st.ok()) return Fail(st);
+  }
+  std::sort(times.begin(), times.end());
+  auto pct = [&](double p) {
+    const size_t idx = std::min(times.size() - 1, static_cast<size_t>(p * static_cast<double>(times.size() - 1) + 0.5));
+    return times[idx];
+  };
+  const double rss = PeakRssMb();
+  if (a.json) {
+    std::printf(
+        "{\"load_ms\": %.3f, \"first_run_ms\": %.3f, \"p50_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, "
+        "\"min_ms\": %.4f, \"runs\": %zu, \"threads\": %d, \"peak_rss_mb\": %.1f}\n",
+        load_ms, first_ms, pct(0.5), pct(0.9), pct(0.99), times.front(), times.size(), a.threads, rss);
+  } else {
+    std::printf("model:     %s\nload:      %.2f ms\nfirst run: %.3f ms\n", a.model.c_str(), load_ms, first_ms);
+    std::printf("latency over %zu runs: p50 %.4f ms, p90 %.4f ms, p99 %.4f ms, min %.4f ms\n", times.size(), pct(0.5),
+                pct(0.9), pct(0.99), times.front());
+    std::printf("peak RSS:  %.1f MiB\n", rss);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddBenchCommand(CLI::App& app) {
+  auto args = std::make_shared<BenchArgs>();
+  auto* cmd = app.add_subcommand("bench", "Measure load time, latency and memory");
+  cmd->add_option("model", args->model, "ONNX model file")->required();
+  cmd->add_option("--input", args->inputs, "NAME=FILE; inputs not given are random");
+  cmd->add_option("--shape", args->shapes, "NAME=d0,d1,... for random inputs with symbolic dims");
+  cmd->add_option("--threads", args->threads, "intra-op threads (0: physical cores)");
+  cmd->add_option("--runs", args->runs, "timed runs")->capture_default_str();
+  cmd->add_option("--warmup", args->warmup, "untimed runs after the first")->capture_default_str();
+  cmd->add_option("-O,--opt-level", args->opt_level, "graph optimisation level 0-3")->check(CLI::Range(0, 3));
+  cmd->add_flag("--json", args->json, "print one JSON object");
+  cmd->callback([args]() { throw CLI::RuntimeError(Bench(*args)); });
+}
+
+}  // namespace strata::cli

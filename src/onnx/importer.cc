@@ -1,0 +1,205 @@
+#include "onnx/importer.h"
+
+#include <fcntl.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <onnx/defs/schema.h>
+#include <onnx/onnx_pb.h>
+#include <onnx/shape_inference/implementation.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstring>
+#include <set>
+
+#include "onnx/tensor_proto.h"
+
+namespace strata::onnx_io {
+namespace {
+
+constexpr int64_t kMaxIrVersion = 10;
+constexpr int64_t kMaxOnnxOpset = 18;
+
+std::string NormalizeDomain(const std::string& d) { return d.empty() || d == "ai.onnx" ? std::string(ir::kOnnxDomain) : d; }
+
+struct Converter {
+  std::shared_ptr<const void> owner;
+  std::string base_dir;
+
+  Result<ir::Attribute> ConvertAttribute(const onnx::AttributeProto& a) {
+    ir::Attribute out;
+    out.name = a.name();
+    using T = onnx::AttributeProto;
+    auto type = a.type();
+    if (type == T::UNDEFINED) {  // very old models leave the type out; infer from the populated field
+      if (a.has_f()) type = T::FLOAT;
+      else if (a.has_i()) type = T::INT;
+      else if (a.has_s()) type = T::STRING;
+      else if (a.has_t()) type = T::TENSOR;
+      else if (a.has_g()) type = T::GRAPH;
+      else if (a.floats_size()) type = T::FLOATS;
+      else if (a.ints_size()) type = T::INTS;
+      else if (a.strings_size()) type = T::STRINGS;
+      else if (a.tensors_size()) type = T::TENSORS;
+      else if (a.graphs_size()) type = T::GRAPHS;
+    }
+    switch (type) {
+      case T::FLOAT: out.type = ir::Attribute::Type::kFloat; out.f = a.f(); break;
+      case T::INT: out.type = ir::Attribute::Type::kInt; out.i = a.i(); break;
+      case T::STRING: out.type = ir::Attribute::Type::kString; out.s = a.s(); break;
+      case T::TENSOR: {
+        out.type = ir::Attribute::Type::kTensor;
+        ASSIGN_OR_RETURN(out.t, TensorFromProto(a.t(), owner, base_dir));
+        break;
+      }
+      case T::GRAPH: {
+        out.type = ir::Attribute::Type::kGraph;
+        ASSIGN_OR_RETURN(out.g, ConvertGraph(a.g()));
+        break;
+      }
+      case T::FLOATS: out.type = ir::Attribute::Type::kFloats; out.floats.assign(a.floats().begin(), a.floats().end()); break;
+      case T::INTS: out.type = ir::Attribute::Type::kInts; out.ints.assign(a.ints().begin(), a.ints().end()); break;
+      case T::STRINGS: out.type = ir::Attribute::Type::kStrings; out.strings.assign(a.strings().begin(), a.strings().end()); break;
+      case T::TENSORS:
+        out.type = ir::Attribute::Type::kTensors;
+        for (const auto& t : a.tensors()) {
+          ASSIGN_OR_RETURN(Tensor conv, TensorFromProto(t, owner, base_dir));
+          out.tensors.push_back(std::move(conv));
+        }
+        break;
+      case T::GRAPHS:
+        out.type = ir::Attribute::Type::kGraphs;
+        for (const auto& g : a.graphs()) {
+          ASSIGN_OR_RETURN(auto conv, ConvertGraph(g));
+          out.graphs.push_back(std::move(conv));
+        }
+        break;
+      case T::TYPE_PROTO:
+        out.type = ir::Attribute::Type::kTypeProto;
+        out.type_proto = TypeFromProto(a.tp());
+        break;
+      case T::SPARSE_TENSOR:
+        out.type = ir::Attribute::Type::kSparseTensor;
+        break;
+      default:
+        return Unsupported("attribute '" + a.name() + "' has unsupported type " + std::to_string(a.type()));
+    }
+    return out;
+  }
+
+  Result<std::shared_ptr<ir::Graph>> ConvertGraph(const onnx::GraphProto& gp) {
+    auto g = std::make_shared<ir::Graph>();
+    g->name = gp.name();
+    for (const auto& t : gp.initializer()) {
+      if (t.name().empty()) return InvalidModel("graph '" + gp.name() + "' has an initializer without a name");
+      ASSIGN_OR_RETURN(Tensor conv, TensorFromProto(t, owner, base_dir));
+      g->initializers[t.name()] = std::move(conv);
+    }
+    if (gp.sparse_initializer_size() > 0)
+      return Unsupported("graph '" + gp.name() + "' uses sparse initializers, which Strata does not support");
+    auto convert_vi = [](const onnx::ValueInfoProto& vi) { return ir::ValueInfo{vi.name(), TypeFromProto(vi.type())}; };
+    for (const auto& vi : gp.input()) g->inputs.push_back(convert_vi(vi));
+    for (const auto& vi : gp.output()) g->outputs.push_back(convert_vi(vi));
+    for (const auto& vi : gp.value_info()) g->value_info.push_back(convert_vi(vi));
+    g->nodes.reserve(static_cast<size_t>(gp.node_size()));
+    for (const auto& np : gp.node()) {
+      ir::Node n;
+      n.name = np.name();
+      n.op_type = np.op_type();
+      n.domain = NormalizeDomain(np.domain());
+      n.inputs.assign(np.input().begin(), np.input().end());
+      n.outputs.assign(np.output().begin(), np.output().end());
+      for (const auto& a : np.attribute()) {
+        auto attr = ConvertAttribute(a);
+        if (!attr.ok()) return attr.status().WithContext(n.Describe() + ": ");
+        n.attributes.push_back(std::move(attr).value());
+      }
+      g->nodes.push_back(std::move(n));
+    }
+    return g;
+  }
+};
+
+// ONNX's inference is a reference for value types. It must never make a loadable model fail,
+// and it only knows the opsets of the ONNX release Debian ships.
+void RunOnnxShapeInference(onnx::ModelProto& mp) {
+  const auto& map = onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map();
+  for (const auto& imp : mp.opset_import()) {
+    auto it = map.find(imp.domain());
+    if (it == map.end() || imp.version() > it->second.second) return;
+  }
+  try {
+    onnx::ShapeInferenceOptions opts(/*check_type=*/false, /*strict_mode=*/0, /*data_prop=*/true);
+    onnx::shape_inference::InferShapes(mp, onnx::OpSchemaRegistry::Instance(), opts);
+  } catch (const std::exception&) {
+    // Leave types as the file declared them.
+  }
+}
+
+Result<ir::Model> Convert(std::shared_ptr<onnx::ModelProto> mp, const std::string& path, const ImportOptions& options) {
+  if (!mp->has_graph()) return InvalidModel("'" + path + "' has no graph: not an ONNX model");
+  if (mp->ir_version() > kMaxIrVersion)
+    return Unsupported("'" + path + "' uses ONNX IR version " + std::to_string(mp->ir_version()) +
+                       "; Strata supports up to " + std::to_string(kMaxIrVersion));
+  ir::Model m;
+  m.ir_version = mp->ir_version();
+  m.producer_name = mp->producer_name();
+  m.producer_version = mp->producer_version();
+  m.source_path = path;
+  for (const auto& imp : mp->opset_import()) m.opset_imports[NormalizeDomain(imp.domain())] = imp.version();
+  if (m.opset_imports.empty()) m.opset_imports[std::string(ir::kOnnxDomain)] = 1;  // IR v1-2 had no imports
+  const int64_t onnx_opset = m.OpsetFor(ir::kOnnxDomain);
+  if (onnx_opset > kMaxOnnxOpset)
+    return Unsupported("'" + path + "' imports ai.onnx opset " + std::to_string(onnx_opset) + "; Strata supports 1 to " +
+                       std::to_string(kMaxOnnxOpset));
+  if (mp->functions_size() > 0) {
+    std::set<std::string> used;
+    for (const auto& n : mp->graph().node()) used.insert(n.domain() + ":" + n.op_type());
+    for (const auto& f : mp->functions())
+      if (used.count(f.domain() + ":" + f.name()))
+        return Unsupported("'" + path + "' calls model-local function " + f.domain() + ":" + f.name() +
+                           ", which Strata does not support yet");
+  }
+  if (options.run_onnx_shape_inference) RunOnnxShapeInference(*mp);
+
+  Converter conv;
+  conv.owner = mp;
+  const auto slash = path.find_last_of('/');
+  conv.base_dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  ASSIGN_OR_RETURN(m.graph, conv.ConvertGraph(mp->graph()));
+  m.backing.push_back(std::move(mp));
+  return m;
+}
+
+}  // namespace
+
+Result<ir::Model> LoadModel(const std::string& path, const ImportOptions& options) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return IoError("cannot open model '" + path + "': " + std::strerror(errno));
+  auto mp = std::make_shared<onnx::ModelProto>();
+  bool parsed;
+  {
+    // Streamed from the descriptor, so the file is never resident twice while parsing.
+    google::protobuf::io::FileInputStream raw(fd);
+    google::protobuf::io::CodedInputStream coded(&raw);
+    coded.SetTotalBytesLimit(INT_MAX);
+    parsed = mp->ParseFromCodedStream(&coded) && coded.ConsumedEntireMessage();
+  }
+  ::close(fd);
+  if (!parsed) return InvalidModel("'" + path + "' is not a valid ONNX model (protobuf parse failed: truncated or corrupt)");
+  return Convert(std::move(mp), path, options);
+}
+
+Result<ir::Model> LoadModelFromBytes(const void* data, size_t size, const ImportOptions& options) {
+  if (size > static_cast<size_t>(INT_MAX)) return Unsupported("in-memory models larger than 2 GiB");
+  auto mp = std::make_shared<onnx::ModelProto>();
+  google::protobuf::io::ArrayInputStream raw(data, static_cast<int>(size));
+  google::protobuf::io::CodedInputStream coded(&raw);
+  coded.SetTotalBytesLimit(INT_MAX);
+  if (!mp->ParseFromCodedStream(&coded) || !coded.ConsumedEntireMessage())
+    return InvalidModel("buffer is not a valid ONNX model (protobuf parse failed: truncated or corrupt)");
+  return Convert(std::move(mp), "<memory>", options);
+}
+
+}  // namespace strata::onnx_io

@@ -1,0 +1,47 @@
+// Compiles IR graphs into flat, slot-indexed step lists and runs them.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/status.h"
+#include "core/value.h"
+#include "ir/graph.h"
+#include "runtime/kernel.h"
+
+namespace strata {
+
+class CompiledGraph {
+ public:
+  struct Step {
+    const ir::Node* node = nullptr;
+    std::unique_ptr<OpKernel> kernel;
+    std::vector<int> inputs;    // slot per node input, -1 when omitted
+    std::vector<int> outputs;   // slot per node output, -1 when unrequested
+    std::vector<int> release;   // slots whose last reader is this step
+  };
+
+  // Runs with `outer` as the frame of the enclosing graph (nullptr for the main graph).
+  Status Run(const std::vector<Value>* outer, std::span<const Value> inputs, std::vector<Value>& outputs) const;
+
+  int num_inputs() const { return static_cast<int>(input_slots_.size()); }
+  int num_outputs() const { return static_cast<int>(output_slots_.size()); }
+
+ private:
+  friend class GraphCompiler;
+  std::string name_;
+  std::vector<Step> steps_;
+  std::vector<int> input_slots_;
+  std::vector<int> output_slots_;
+  std::vector<std::pair<int, Value>> constants_;
+  std::vector<std::pair<int, int>> captures_;  // (local slot, slot in the enclosing frame)
+  int num_slots_ = 0;
+};
+
+// Compiles a model's main graph. Fails at load time on any op, attribute or dtype Strata cannot run.
+Result<std::shared_ptr<CompiledGraph>> CompileModel(const ir::Model& model);
+
+}  // namespace strata

@@ -1,0 +1,81 @@
+#include "runtime/session.h"
+
+#include <map>
+
+#include "onnx/importer.h"
+#include "runtime/executor.h"
+
+namespace strata {
+namespace {
+
+Status CheckInput(const ir::ValueInfo& vi, const Value& v, std::map<std::string, int64_t>& symbols) {
+  const ir::TypeInfo& t = vi.type;
+  const std::string who = "input '" + vi.name + "': ";
+  using K = ir::TypeInfo::Kind;
+  if (t.kind == K::kOptional) {
+    if (v.is_none()) return Status::Ok();
+    return CheckInput({vi.name, t.inner ? *t.inner : ir::TypeInfo{}}, v, symbols);
+  }
+  if (t.kind == K::kSequence) {
+    if (!v.is_sequence()) return InvalidArgument(who + "expected a sequence, got " + (v.is_tensor() ? "a tensor" : "nothing"));
+    return Status::Ok();
+  }
+  if (t.kind != K::kTensor) return Status::Ok();
+  if (!v.is_tensor()) return InvalidArgument(who + "expected a tensor of type " + t.ToString());
+  const Tensor& x = v.tensor();
+  if (t.elem_type != DType::kUndefined && x.dtype() != t.elem_type)
+    return InvalidArgument(who + "expected dtype " + std::string(DTypeName(t.elem_type)) + ", got " +
+                           std::string(DTypeName(x.dtype())));
+  if (!t.shape) return Status::Ok();
+  const auto& dims = *t.shape;
+  if (static_cast<size_t>(x.rank()) != dims.size())
+    return InvalidArgument(who + "expected shape " + t.ToString() + " (rank " + std::to_string(dims.size()) + "), got " +
+                           ShapeToString(x.shape()) + " (rank " + std::to_string(x.rank()) + ")");
+  for (size_t i = 0; i < dims.size(); ++i) {
+    const int64_t got = x.shape()[i];
+    if (dims[i].known() && dims[i].value != got)
+      return InvalidArgument(who + "expected shape " + t.ToString() + ", got " + ShapeToString(x.shape()) +
+                             " (dimension " + std::to_string(i) + " differs)");
+    if (!dims[i].known() && !dims[i].symbol.empty()) {
+      auto [it, fresh] = symbols.emplace(dims[i].symbol, got);
+      if (!fresh && it->second != got)
+        return InvalidArgument(who + "dimension '" + dims[i].symbol + "' is " + std::to_string(got) +
+                               " here but " + std::to_string(it->second) + " in an earlier input");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Session::~Session() = default;
+
+Result<std::unique_ptr<Session>> Session::Load(const std::string& path, const SessionOptions& options) {
+  ASSIGN_OR_RETURN(ir::Model model, onnx_io::LoadModel(path));
+  return FromModel(std::move(model), options);
+}
+
+Result<std::unique_ptr<Session>> Session::FromModel(ir::Model model, const SessionOptions& options) {
+  (void)options;
+  std::unique_ptr<Session> s(new Session());
+  s->model_ = std::move(model);
+  const ir::Graph& g = *s->model_.graph;
+  for (const auto& vi : g.inputs)
+    if (!g.initializers.count(vi.name)) s->inputs_.push_back(vi);
+  s->outputs_ = g.outputs;
+  auto plan = CompileModel(s->model_);
+  if (!plan.ok()) return plan.status();
+  s->plan_ = std::move(plan).value();
+  return s;
+}
+
+Status Session::Run(std::span<const Value> inputs, std::vector<Value>& outputs) {
+  if (inputs.size() != inputs_.size())
+    return InvalidArgument("model takes " + std::to_string(inputs_.size()) + " inputs, got " +
+                           std::to_string(inputs.size()));
+  std::map<std::string, int64_t> symbols;
+  for (size_t i = 0; i < inputs.size(); ++i) RETURN_IF_ERROR(CheckInput(inputs_[i], inputs[i], symbols));
+  return plan_->Run(nullptr, inputs, outputs);
+}
+
+}  // namespace strata

@@ -1,0 +1,44 @@
+// Session: a model compiled once into an execution plan, run many times.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/value.h"
+#include "ir/graph.h"
+
+namespace strata {
+
+class CompiledGraph;
+
+struct SessionOptions {
+  int opt_level = 1;     // -O0..-O3
+  int num_threads = 0;   // 0: one per physical core
+};
+
+class Session {
+ public:
+  static Result<std::unique_ptr<Session>> Load(const std::string& path, const SessionOptions& options = {});
+  static Result<std::unique_ptr<Session>> FromModel(ir::Model model, const SessionOptions& options = {});
+  ~Session();
+
+  // Graph inputs the caller must feed (initializers listed as inputs are excluded).
+  const std::vector<ir::ValueInfo>& inputs() const { return inputs_; }
+  const std::vector<ir::ValueInfo>& outputs() const { return outputs_; }
+  const ir::Model& model() const { return model_; }
+
+  // Checks inputs against the declared types and shapes, runs, and fills `outputs`.
+  Status Run(std::span<const Value> inputs, std::vector<Value>& outputs);
+
+ private:
+  Session() = default;
+  ir::Model model_;
+  std::vector<ir::ValueInfo> inputs_;
+  std::vector<ir::ValueInfo> outputs_;
+  std::shared_ptr<CompiledGraph> plan_;
+};
+
+}  // namespace strata
