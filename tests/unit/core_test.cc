@@ -1,0 +1,81 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/dtype.h"
+#include "core/npy.h"
+#include "core/tensor.h"
+
+namespace strata {
+namespace {
+
+TEST(Float16, EveryBitPatternRoundTripsThroughFloat) {
+  for (uint32_t b = 0; b < 65536; ++b) {
+    const float f = Float16::ToFloat(static_cast<uint16_t>(b));
+    if (std::isnan(f)) {
+      EXPECT_TRUE(std::isnan(Float16::ToFloat(Float16::FromFloat(f))));
+      continue;
+    }
+    ASSERT_EQ(Float16::FromFloat(f), b) << "bits " << b << " value " << f;
+  }
+}
+
+TEST(Float16, RoundsToNearestEvenAndSaturatesToInf) {
+  EXPECT_EQ(static_cast<float>(Float16(1.0f + 1.0f / 2048)), 1.0f);               // tie -> even
+  EXPECT_EQ(static_cast<float>(Float16(1.0f + 3.0f / 2048)), 1.0f + 2.0f / 1024);  // tie -> even (up)
+  EXPECT_TRUE(std::isinf(static_cast<float>(Float16(70000.0f))));
+  EXPECT_EQ(static_cast<float>(Float16(65504.0f)), 65504.0f);
+  EXPECT_EQ(static_cast<float>(Float16(5.9604645e-8f)), 5.9604645e-8f);  // smallest subnormal
+}
+
+TEST(BFloat16, RoundsToNearestEven) {
+  EXPECT_EQ(static_cast<float>(BFloat16(1.0f)), 1.0f);
+  EXPECT_EQ(static_cast<float>(BFloat16(1.00390625f)), 1.0f);  // exactly half an ulp: to even
+  EXPECT_EQ(static_cast<float>(BFloat16(1.01171875f)), 1.015625f);
+  EXPECT_TRUE(std::isnan(static_cast<float>(BFloat16(std::nanf("")))));
+}
+
+TEST(Tensor, CreateRejectsNegativeAndHugeShapes) {
+  EXPECT_FALSE(Tensor::Create(DType::kFloat, {2, -1}).ok());
+  auto huge = Tensor::Create(DType::kFloat, {1 << 20, 1 << 20, 1 << 20});
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("exceeds"), std::string::npos);
+  EXPECT_FALSE(Tensor::Create(DType::kFloat, {INT64_MAX, 3}).ok());
+}
+
+TEST(Tensor, ZeroSizedAndStringTensors) {
+  auto t = Tensor::Create(DType::kFloat, {3, 0});
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->numel(), 0);
+  Tensor s(DType::kString, {2});
+  s.data<std::string>()[1] = "hello";
+  Tensor c = s.Clone();
+  s.data<std::string>()[1] = "changed";
+  EXPECT_EQ(c.data<std::string>()[1], "hello");
+}
+
+TEST(Npy, RoundTripAndRejectsGarbage) {
+  const auto dir = std::filesystem::temp_directory_path();
+  const std::string path = (dir / "strata_npy_test.npy").string();
+  Tensor t = Tensor::FromVector<int32_t>({1, 2, 3, 4, 5, 6}, {2, 3});
+  ASSERT_TRUE(WriteNpy(path, t).ok());
+  auto back = ReadNpy(path);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->shape(), (Shape{2, 3}));
+  EXPECT_EQ(back->data<int32_t>()[5], 6);
+
+  EXPECT_FALSE(ParseNpy("not a numpy file", "x").ok());
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  EXPECT_FALSE(ParseNpy(bytes.substr(0, bytes.size() - 3), "truncated").ok());
+  std::filesystem::remove(path);
+}
+
+}  // namespace
+}  // namespace strata
