@@ -8,5 +8,6 @@ namespace strata::cli {
 void AddRunCommand(CLI::App& app);
 void AddInspectCommand(CLI::App& app);
 void AddBenchCommand(CLI::App& app);
+void AddOpsCommand(CLI::App& app);
 
 }  // namespace strata::cli

@@ -8,6 +8,7 @@ int main(int argc, char** argv) {
   strata::cli::AddRunCommand(app);
   strata::cli::AddInspectCommand(app);
   strata::cli::AddBenchCommand(app);
+  strata::cli::AddOpsCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
