@@ -198,14 +198,7 @@ void TensorToProto(const Tensor& t, const std::string& name, onnx::TensorProto* 
 
 namespace {
 
-Result<Value> ValueFromTypedProto(const onnx::SequenceProto& sp, const std::string& path);
-Result<Value> ValueFromOptionalProto(const onnx::OptionalProto& op, const std::string& path);
-
 Result<Value> ValueFromSequenceProto(const onnx::SequenceProto& sp, const std::string& path) {
-  return ValueFromTypedProto(sp, path);
-}
-
-Result<Value> ValueFromTypedProto(const onnx::SequenceProto& sp, const std::string& path) {
   std::vector<Tensor> items;
   DType elem = DType::kUndefined;
   if (sp.elem_type() != onnx::SequenceProto::TENSOR && sp.elem_type() != onnx::SequenceProto::UNDEFINED)
@@ -238,25 +231,20 @@ Result<Value> ValueFromOptionalProto(const onnx::OptionalProto& op, const std::s
 
 }  // namespace
 
-Result<Value> ReadValueFile(const std::string& path, const ir::TypeInfo& expected) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return IoError("cannot open input file '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string bytes = ss.str();
-  auto bad = [&](const char* what) {
-    return InvalidArgument("'" + path + "' is not a valid serialized " + std::string(what));
+Result<Value> ParseValue(const std::string& bytes, const ir::TypeInfo& expected, const std::string& what) {
+  auto bad = [&](const char* type) {
+    return InvalidArgument("'" + what + "' is not a valid serialized " + std::string(type));
   };
   switch (expected.kind) {
     case ir::TypeInfo::Kind::kSequence: {
       onnx::SequenceProto sp;
       if (!sp.ParseFromString(bytes)) return bad("onnx.SequenceProto");
-      return ValueFromSequenceProto(sp, path);
+      return ValueFromSequenceProto(sp, what);
     }
     case ir::TypeInfo::Kind::kOptional: {
       onnx::OptionalProto op;
       if (!op.ParseFromString(bytes)) return bad("onnx.OptionalProto");
-      return ValueFromOptionalProto(op, path);
+      return ValueFromOptionalProto(op, what);
     }
     default: {
       onnx::TensorProto tp;
@@ -265,6 +253,14 @@ Result<Value> ReadValueFile(const std::string& path, const ir::TypeInfo& expecte
       return Value(std::move(t));
     }
   }
+}
+
+Result<Value> ReadValueFile(const std::string& path, const ir::TypeInfo& expected) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return IoError("cannot open input file '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseValue(ss.str(), expected, path);
 }
 
 Status WriteValueFile(const std::string& path, const Value& v, const ir::TypeInfo& declared, const std::string& name) {

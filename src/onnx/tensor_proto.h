@@ -26,6 +26,8 @@ ir::TypeInfo TypeFromProto(const onnx::TypeProto& tp);
 // Serialized TensorProto / SequenceProto / OptionalProto files (the ONNX test-data layout).
 // `expected` picks the message type; kUnknown sniffs a TensorProto.
 Result<Value> ReadValueFile(const std::string& path, const ir::TypeInfo& expected);
+// Same, from bytes in memory; `what` names the source in errors.
+Result<Value> ParseValue(const std::string& bytes, const ir::TypeInfo& expected, const std::string& what);
 Status WriteValueFile(const std::string& path, const Value& v, const ir::TypeInfo& declared, const std::string& name);
 
 }  // namespace strata::onnx_io

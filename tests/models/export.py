@@ -43,14 +43,14 @@ class Bert(nn.Module):
 
     def __init__(self, vocab=30522, hidden=768, layers=12, heads=12, ff=3072, max_pos=512):
         super().__init__()
-        self.word, self.pos, self.type = nn.Embedding(vocab, hidden), nn.Embedding(max_pos, hidden), nn.Embedding(2, hidden)
+        self.word, self.pos, self.token_type = nn.Embedding(vocab, hidden), nn.Embedding(max_pos, hidden), nn.Embedding(2, hidden)
         self.ln = nn.LayerNorm(hidden, eps=1e-12)
         self.layers = nn.ModuleList([BertLayer(hidden, heads, ff) for _ in range(layers)])
         self.pool = nn.Linear(hidden, hidden)
 
     def forward(self, input_ids, attention_mask):
         pos = torch.arange(input_ids.shape[1]).unsqueeze(0)
-        x = self.ln(self.word(input_ids) + self.pos(pos) + self.type(torch.zeros_like(input_ids)))
+        x = self.ln(self.word(input_ids) + self.pos(pos) + self.token_type(torch.zeros_like(input_ids)))
         mask = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * -10000.0
         for layer in self.layers:
             x = layer(x, mask)
