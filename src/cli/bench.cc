@@ -135,12 +135,12 @@ int Bench(const BenchArgs& a) {
     std::printf(
         "{\"load_ms\": %.3f, \"first_run_ms\": %.3f, \"p50_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, "
         "\"min_ms\": %.4f, \"runs\": %zu, \"threads\": %d, \"peak_rss_mb\": %.1f}\n",
-        load_ms, first_ms, pct(0.5), pct(0.9), pct(0.99), times.front(), times.size(), a.threads, rss);
+        load_ms, first_ms, pct(0.5), pct(0.9), pct(0.99), times.front(), times.size(), (*session)->num_threads(), rss);
   } else {
     std::printf("model:     %s\nload:      %.2f ms\nfirst run: %.3f ms\n", a.model.c_str(), load_ms, first_ms);
     std::printf("latency over %zu runs: p50 %.4f ms, p90 %.4f ms, p99 %.4f ms, min %.4f ms\n", times.size(), pct(0.5),
                 pct(0.9), pct(0.99), times.front());
-    std::printf("peak RSS:  %.1f MiB\n", rss);
+    std::printf("threads:   %d\npeak RSS:  %.1f MiB\n", (*session)->num_threads(), rss);
   }
   return 0;
 }

@@ -4,6 +4,7 @@
 
 #include "onnx/importer.h"
 #include "runtime/executor.h"
+#include "runtime/threading.h"
 
 namespace strata {
 namespace {
@@ -56,8 +57,9 @@ Result<std::unique_ptr<Session>> Session::Load(const std::string& path, const Se
 }
 
 Result<std::unique_ptr<Session>> Session::FromModel(ir::Model model, const SessionOptions& options) {
-  (void)options;
   std::unique_ptr<Session> s(new Session());
+  s->num_threads_ = ResolveThreadCount(options.num_threads);
+  SetIntraOpThreads(s->num_threads_);  // kernels may already use threads while compiling
   s->model_ = std::move(model);
   const ir::Graph& g = *s->model_.graph;
   for (const auto& vi : g.inputs)
@@ -75,6 +77,7 @@ Status Session::Run(std::span<const Value> inputs, std::vector<Value>& outputs) 
                            std::to_string(inputs.size()));
   std::map<std::string, int64_t> symbols;
   for (size_t i = 0; i < inputs.size(); ++i) RETURN_IF_ERROR(CheckInput(inputs_[i], inputs[i], symbols));
+  SetIntraOpThreads(num_threads_);
   return plan_->Run(nullptr, inputs, outputs);
 }
 

@@ -29,6 +29,7 @@ class Session {
   const std::vector<ir::ValueInfo>& inputs() const { return inputs_; }
   const std::vector<ir::ValueInfo>& outputs() const { return outputs_; }
   const ir::Model& model() const { return model_; }
+  int num_threads() const { return num_threads_; }
 
   // Checks inputs against the declared types and shapes, runs, and fills `outputs`.
   Status Run(std::span<const Value> inputs, std::vector<Value>& outputs);
@@ -39,6 +40,7 @@ class Session {
   std::vector<ir::ValueInfo> inputs_;
   std::vector<ir::ValueInfo> outputs_;
   std::shared_ptr<CompiledGraph> plan_;
+  int num_threads_ = 1;
 };
 
 }  // namespace strata
