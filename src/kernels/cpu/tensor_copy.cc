@@ -304,11 +304,13 @@ class TileKernel final : public OpKernel {
     std::vector<int64_t> reps(static_cast<size_t>(r), 1);
     if (opset_ < 6) {
       CHECK_ARG(ctx.has_input(1) && ctx.has_input(2), ctx.Where() + "Tile-1 needs 'tiles' and 'axis' inputs");
-      ASSIGN_OR_RETURN(std::vector<int64_t> tiles, tensor::ReadIntsInput(ctx, 1, "tiles"));
-      ASSIGN_OR_RETURN(std::vector<int64_t> ax, tensor::ReadIntsInput(ctx, 2, "axis"));
-      if (tiles.size() != 1 || ax.size() != 1) return InvalidArgument(ctx.Where() + "tiles and axis must be scalars");
-      ASSIGN_OR_RETURN(int a, NormalizeAxis(ax[0], r, ctx.Where()));
-      reps[static_cast<size_t>(a)] = tiles[0];
+      // Tile-1: 'tiles' and 'axis' are scalars of the data type.
+      const Tensor& tiles = ctx.input_tensor(1);
+      const Tensor& ax = ctx.input_tensor(2);
+      if (tiles.numel() != 1 || ax.numel() != 1 || tiles.dtype() == DType::kString || ax.dtype() == DType::kString)
+        return InvalidArgument(ctx.Where() + "tiles and axis must be numeric scalars");
+      ASSIGN_OR_RETURN(int a, NormalizeAxis(ax.GetAsInt64(0), r, ctx.Where()));
+      reps[static_cast<size_t>(a)] = tiles.GetAsInt64(0);
     } else {
       ASSIGN_OR_RETURN(reps, tensor::ReadIntsInput(ctx, 1, "repeats"));
       if (static_cast<int>(reps.size()) != r)
