@@ -2,6 +2,7 @@
 // KernelContext::RunSubgraph, so they can read values of the enclosing scopes.
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,11 +30,19 @@ Result<bool> ReadCond(const Value& v, const std::string& what) {
   return t.GetAsDouble(0) != 0.0;
 }
 
-// Stacks per-iteration tensors along a new axis `axis`; `dtype_hint` is used when there are none.
-Result<Tensor> StackAlong(const std::vector<Tensor>& parts, int axis, DType dtype_hint, const std::string& what) {
+struct TypeHint {
+  DType dtype = DType::kUndefined;
+  std::optional<Shape> shape;  // per-iteration shape, when fully known
+};
+
+// Stacks per-iteration tensors along a new axis `axis`; `hint` is used when there are none.
+Result<Tensor> StackAlong(const std::vector<Tensor>& parts, int axis, const TypeHint& hint, const std::string& what) {
   if (parts.empty()) {
-    DType dt = dtype_hint == DType::kUndefined ? DType::kFloat : dtype_hint;
-    return Tensor::Create(dt, Shape{0});
+    DType dt = hint.dtype == DType::kUndefined ? DType::kFloat : hint.dtype;
+    Shape s = hint.shape ? *hint.shape : Shape{};
+    if (axis < 0 || axis > static_cast<int>(s.size())) axis = 0;
+    s.insert(s.begin() + axis, 0);
+    return Tensor::Create(dt, s);
   }
   const Shape& s0 = parts[0].shape();
   for (const Tensor& p : parts) {
@@ -55,9 +64,20 @@ Result<Tensor> StackAlong(const std::vector<Tensor>& parts, int axis, DType dtyp
   return out;
 }
 
-DType OutputElemType(const ir::Graph& g, size_t i) {
-  if (i >= g.outputs.size()) return DType::kUndefined;
-  return g.outputs[i].type.TensorElemType();
+TypeHint OutputElemType(const ir::Graph& g, size_t i) {
+  TypeHint h;
+  if (i >= g.outputs.size()) return h;
+  const ir::TypeInfo& t = g.outputs[i].type;
+  h.dtype = t.TensorElemType();
+  if (t.kind == ir::TypeInfo::Kind::kTensor && t.shape) {
+    Shape s;
+    for (const ir::Dim& d : *t.shape) {
+      if (!d.known()) return h;
+      s.push_back(d.value);
+    }
+    h.shape = std::move(s);
+  }
+  return h;
 }
 
 // ---------------------------------------------------------------------------------------------

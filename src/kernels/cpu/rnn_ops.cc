@@ -74,9 +74,10 @@ std::vector<W> ToWork(const Tensor& t) {
   return v;
 }
 
-// out[m][n] = sum_k a[m][k] * b[n][k]  (a: M x K, b: N x K), accumulated into out when accumulate.
+// out[m][n] += sum_k a[m][k] * b[n][k]  (a: M x K, b: N x K).
 template <typename W>
 void GemmNT(const W* a, const W* b, W* out, int64_t M, int64_t N, int64_t K) {
+#pragma omp parallel for if (M > 1 && M * N * K > (1 << 18))
   for (int64_t m = 0; m < M; ++m) {
     const W* ar = a + m * K;
     W* orow = out + m * N;
