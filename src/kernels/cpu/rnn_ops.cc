@@ -74,20 +74,29 @@ std::vector<W> ToWork(const Tensor& t) {
   return v;
 }
 
-// out[m][n] += sum_k a[m][k] * b[n][k]  (a: M x K, b: N x K).
+// c[m][n] += sum_k a[m*lda+k] * b[k*ldb+n]. The inner loop runs over contiguous n, so it
+// vectorises without reassociating sums.
 template <typename W>
-void GemmNT(const W* a, const W* b, W* out, int64_t M, int64_t N, int64_t K) {
-#pragma omp parallel for if (M > 1 && M * N * K > (1 << 18))
+void GemmNN(const W* a, int64_t lda, const W* b, int64_t ldb, W* c, int64_t ldc, int64_t M, int64_t N, int64_t K) {
+#pragma omp parallel for if (M > 1 && M * N * K > (1 << 20))
   for (int64_t m = 0; m < M; ++m) {
-    const W* ar = a + m * K;
-    W* orow = out + m * N;
-    for (int64_t n = 0; n < N; ++n) {
-      const W* br = b + n * K;
-      W s = 0;
-      for (int64_t k = 0; k < K; ++k) s += ar[k] * br[k];
-      orow[n] += s;
+    const W* ar = a + m * lda;
+    W* cr = c + m * ldc;
+    for (int64_t k = 0; k < K; ++k) {
+      const W av = ar[k];
+      const W* br = b + k * ldb;
+      for (int64_t n = 0; n < N; ++n) cr[n] += av * br[n];
     }
   }
+}
+
+// [rows, cols] -> [cols, rows]
+template <typename W>
+std::vector<W> Transposed(const W* src, int64_t rows, int64_t cols) {
+  std::vector<W> t(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) t[static_cast<size_t>(c * rows + r)] = src[r * cols + c];
+  return t;
 }
 
 class RnnKernel final : public OpKernel {
@@ -242,12 +251,14 @@ class RnnKernel final : public OpKernel {
     const int per_dir = kind_ == CellKind::kRNN ? 1 : kind_ == CellKind::kGRU ? 2 : 3;
     const int64_t GH = G * H;
     std::vector<W> xw(static_cast<size_t>(S * B * GH));
-    std::vector<W> gates(static_cast<size_t>(GH)), tmp(static_cast<size_t>(H)), hr(static_cast<size_t>(H));
+    std::vector<W> gates(static_cast<size_t>(B * GH)), tmp(static_cast<size_t>(B * H)), hr(static_cast<size_t>(B * H));
+    std::vector<int64_t> active;  // batch rows still running at this step
+    active.reserve(static_cast<size_t>(B));
 
     for (int64_t d = 0; d < D; ++d) {
       const bool rev = reverse_only_ || d == 1;
-      const W* wd = w.data() + d * GH * I;
-      const W* rd = r.data() + d * GH * H;
+      const std::vector<W> wt = Transposed(w.data() + d * GH * I, GH, I);  // [I, GH]
+      const std::vector<W> rt = Transposed(r.data() + d * GH * H, GH, H);  // [H, GH]
       const W* wb = bias.data() + d * 2 * GH;
       const W* rb = wb + GH;
       const W* pd = peep.data() + d * 3 * H;
@@ -260,48 +271,68 @@ class RnnKernel final : public OpKernel {
           row[n] = wb[n] + (rb_separate ? W(0) : rb[n]);
         }
       }
-      if (S * B > 0) GemmNT(x.data(), wd, xw.data(), S * B, GH, I);
+      if (S * B > 0 && I > 0) GemmNN(x.data(), I, wt.data(), GH, xw.data(), GH, S * B, GH, I);
 
-      W* hstate = yh.data() + d * B * H;
-      W* cstate = kind_ == CellKind::kLSTM ? yc.data() + d * B * H : nullptr;
-      for (int64_t b = 0; b < B; ++b) {
-        const int64_t len = lens[static_cast<size_t>(b)];
-        W* h = hstate + b * H;
-        W* c = cstate ? cstate + b * H : nullptr;
-        for (int64_t s = 0; s < len; ++s) {
-          const int64_t t = rev ? len - 1 - s : s;
-          std::copy_n(&xw[static_cast<size_t>((t * B + b) * GH)], GH, gates.data());
-          if (kind_ == CellKind::kRNN) {
-            GemmNT(h, rd, gates.data(), 1, H, H);
-            ClipValues(gates.data(), H, clip_);
-            Apply(act[0], gates.data(), H);
-            std::copy_n(gates.data(), H, h);
-          } else if (kind_ == CellKind::kGRU) {
-            // z, r gates.
-            GemmNT(h, rd, gates.data(), 1, 2 * H, H);
-            W* zg = gates.data();
-            W* rg = gates.data() + H;
-            W* hg = gates.data() + 2 * H;
+      W* hs = yh.data() + d * B * H;  // [B, H]
+      W* cs = kind_ == CellKind::kLSTM ? yc.data() + d * B * H : nullptr;
+      for (int64_t s = 0; s < S; ++s) {
+        active.clear();
+        for (int64_t b = 0; b < B; ++b)
+          if (s < lens[static_cast<size_t>(b)]) active.push_back(b);
+        if (active.empty()) break;
+        auto time_of = [&](int64_t b) { return rev ? lens[static_cast<size_t>(b)] - 1 - s : s; };
+        for (int64_t b : active)
+          std::copy_n(&xw[static_cast<size_t>((time_of(b) * B + b) * GH)], GH, &gates[static_cast<size_t>(b * GH)]);
+        // Recurrent projection for all rows at once (inactive rows are computed but ignored).
+        if (kind_ == CellKind::kGRU) {
+          GemmNN(hs, H, rt.data(), GH, gates.data(), GH, B, 2 * H, H);
+        } else {
+          GemmNN(hs, H, rt.data(), GH, gates.data(), GH, B, GH, H);
+        }
+        if (kind_ == CellKind::kGRU) {
+          for (int64_t b : active) {
+            W* zg = &gates[static_cast<size_t>(b * GH)];
             ClipValues(zg, 2 * H, clip_);
             Apply(act[0], zg, 2 * H);
-            const W* rh = rd + 2 * H * H;
-            if (linear_before_reset_) {
-              for (int64_t j = 0; j < H; ++j) tmp[static_cast<size_t>(j)] = rb[2 * H + j];
-              GemmNT(h, rh, tmp.data(), 1, H, H);
-              for (int64_t j = 0; j < H; ++j) hg[j] += rg[j] * tmp[static_cast<size_t>(j)];
-            } else {
-              for (int64_t j = 0; j < H; ++j) hr[static_cast<size_t>(j)] = rg[j] * h[j];
-              GemmNT(hr.data(), rh, hg, 1, H, H);
+          }
+          if (linear_before_reset_) {
+            for (int64_t b = 0; b < B; ++b) std::copy_n(rb + 2 * H, H, &tmp[static_cast<size_t>(b * H)]);
+            GemmNN(hs, H, rt.data() + 2 * H, GH, tmp.data(), H, B, H, H);
+            for (int64_t b : active) {
+              W* g = &gates[static_cast<size_t>(b * GH)];
+              const W* t = &tmp[static_cast<size_t>(b * H)];
+              for (int64_t j = 0; j < H; ++j) g[2 * H + j] += g[H + j] * t[j];
             }
+          } else {
+            for (int64_t b = 0; b < B; ++b) {
+              const W* g = &gates[static_cast<size_t>(b * GH)];
+              const W* h = hs + b * H;
+              W* o = &hr[static_cast<size_t>(b * H)];
+              for (int64_t j = 0; j < H; ++j) o[j] = g[H + j] * h[j];
+            }
+            GemmNN(hr.data(), H, rt.data() + 2 * H, GH, gates.data() + 2 * H, GH, B, H, H);
+          }
+        }
+        for (int64_t b : active) {
+          const int64_t t = time_of(b);
+          W* g = &gates[static_cast<size_t>(b * GH)];
+          W* h = hs + b * H;
+          if (kind_ == CellKind::kRNN) {
+            ClipValues(g, H, clip_);
+            Apply(act[0], g, H);
+            std::copy_n(g, H, h);
+          } else if (kind_ == CellKind::kGRU) {
+            W* zg = g;
+            W* hg = g + 2 * H;
             ClipValues(hg, H, clip_);
             Apply(act[1], hg, H);
             for (int64_t j = 0; j < H; ++j) h[j] = (W(1) - zg[j]) * hg[j] + zg[j] * h[j];
           } else {
-            GemmNT(h, rd, gates.data(), 1, GH, H);
-            W* ig = gates.data();
-            W* og = gates.data() + H;
-            W* fg = gates.data() + 2 * H;
-            W* cg = gates.data() + 3 * H;
+            W* c = cs + b * H;
+            W* ig = g;
+            W* og = g + H;
+            W* fg = g + 2 * H;
+            W* cg = g + 3 * H;
             if (has_peep) {
               for (int64_t j = 0; j < H; ++j) {
                 ig[j] += pd[j] * c[j];
@@ -323,9 +354,10 @@ class RnnKernel final : public OpKernel {
               for (int64_t j = 0; j < H; ++j) og[j] += pd[H + j] * c[j];
             ClipValues(og, H, clip_);
             Apply(act[0], og, H);
-            std::copy_n(c, H, tmp.data());
-            Apply(act[2], tmp.data(), H);
-            for (int64_t j = 0; j < H; ++j) h[j] = og[j] * tmp[static_cast<size_t>(j)];
+            W* tc = &tmp[static_cast<size_t>(b * H)];
+            std::copy_n(c, H, tc);
+            Apply(act[2], tc, H);
+            for (int64_t j = 0; j < H; ++j) h[j] = og[j] * tc[j];
           }
           std::copy_n(h, H, &y[static_cast<size_t>(((t * D + d) * B + b) * H)]);
         }
