@@ -1,0 +1,751 @@
+// Conv, ConvTranspose, ConvInteger, QLinearConv, Col2Im.
+// float32 Conv/ConvTranspose run on oneDNN (float16 is widened to float32); everything else uses
+// im2col/col2im plus the reference GEMM.
+#include <memory>
+
+#include "kernels/cpu/nn_common.h"
+
+namespace strata::cpu {
+namespace {
+
+using dnnl::memory;
+using nn::Engine;
+using nn::SpatialAttrs;
+using nn::SpatialGeom;
+using nn::Stream;
+
+// im2col: `geom.in` is the image, `geom.out` the window positions. col is [C*ks, out_size].
+template <typename T>
+void Im2Col(const SpatialGeom& g, int64_t channels, const T* img, T* col) {
+  const int nd = static_cast<int>(g.in.size());
+  const int64_t ks = g.kernel_size(), os = g.out_size(), is = g.in_size();
+  const int64_t ol = g.out[nd - 1], il = g.in[nd - 1];
+  const int64_t sl = g.strides[nd - 1], dl = g.dilations[nd - 1], pl = g.pad_begin[nd - 1];
+#pragma omp parallel for if (channels * ks * os > (1 << 18)) schedule(static)
+  for (int64_t row = 0; row < channels * ks; ++row) {
+    const int64_t c = row / ks;
+    std::vector<int64_t> kidx(static_cast<size_t>(nd)), oidx(static_cast<size_t>(nd), 0);
+    int64_t rem = row % ks;
+    for (int d = nd - 1; d >= 0; --d) {
+      kidx[static_cast<size_t>(d)] = rem % g.kernel[d];
+      rem /= g.kernel[d];
+    }
+    const T* src = img + c * is;
+    T* dst = col + row * os;
+    const int64_t kl = kidx[static_cast<size_t>(nd - 1)] * dl - pl;
+    for (int64_t base = 0; base < os; base += ol) {
+      bool valid = true;
+      int64_t off = 0;
+      for (int d = 0; d < nd - 1; ++d) {
+        const int64_t ic = oidx[static_cast<size_t>(d)] * g.strides[d] - g.pad_begin[d] +
+                           kidx[static_cast<size_t>(d)] * g.dilations[d];
+        if (ic < 0 || ic >= g.in[d]) valid = false;
+        off = off * g.in[d] + ic;
+      }
+      T* out = dst + base;
+      if (!valid) {
+        for (int64_t o = 0; o < ol; ++o) out[o] = T(0);
+      } else {
+        const T* line = src + off * il;
+        for (int64_t o = 0; o < ol; ++o) {
+          const int64_t ic = o * sl + kl;
+          out[o] = (ic >= 0 && ic < il) ? line[ic] : T(0);
+        }
+      }
+      for (int d = nd - 2; d >= 0; --d) {
+        if (++oidx[static_cast<size_t>(d)] < g.out[d]) break;
+        oidx[static_cast<size_t>(d)] = 0;
+      }
+    }
+  }
+}
+
+// col2im: adds col [C*ks, out_size] into the image (`geom.in`), the adjoint of Im2Col.
+template <typename T>
+void Col2ImAdd(const SpatialGeom& g, int64_t channels, const T* col, T* img) {
+  const int nd = static_cast<int>(g.in.size());
+  const int64_t ks = g.kernel_size(), os = g.out_size(), is = g.in_size();
+  const int64_t ol = g.out[nd - 1], il = g.in[nd - 1];
+  const int64_t sl = g.strides[nd - 1], dl = g.dilations[nd - 1], pl = g.pad_begin[nd - 1];
+#pragma omp parallel for if (channels * ks * os > (1 << 18)) schedule(static)
+  for (int64_t c = 0; c < channels; ++c) {
+    std::vector<int64_t> kidx(static_cast<size_t>(nd)), oidx(static_cast<size_t>(nd), 0);
+    T* dstimg = img + c * is;
+    for (int64_t kk = 0; kk < ks; ++kk) {
+      int64_t rem = kk;
+      for (int d = nd - 1; d >= 0; --d) {
+        kidx[static_cast<size_t>(d)] = rem % g.kernel[d];
+        rem /= g.kernel[d];
+      }
+      std::fill(oidx.begin(), oidx.end(), 0);
+      const T* src = col + (c * ks + kk) * os;
+      const int64_t kl = kidx[static_cast<size_t>(nd - 1)] * dl - pl;
+      for (int64_t base = 0; base < os; base += ol) {
+        bool valid = true;
+        int64_t off = 0;
+        for (int d = 0; d < nd - 1; ++d) {
+          const int64_t ic = oidx[static_cast<size_t>(d)] * g.strides[d] - g.pad_begin[d] +
+                             kidx[static_cast<size_t>(d)] * g.dilations[d];
+          if (ic < 0 || ic >= g.in[d]) valid = false;
+          off = off * g.in[d] + ic;
+        }
+        if (valid) {
+          T* line = dstimg + off * il;
+          const T* in = src + base;
+          for (int64_t o = 0; o < ol; ++o) {
+            const int64_t ic = o * sl + kl;
+            if (ic >= 0 && ic < il) line[ic] += in[o];
+          }
+        }
+        for (int d = nd - 2; d >= 0; --d) {
+          if (++oidx[static_cast<size_t>(d)] < g.out[d]) break;
+          oidx[static_cast<size_t>(d)] = 0;
+        }
+      }
+    }
+  }
+}
+
+// Shapes of one convolution: X [N, C, in...], W [M, C/G, k...], Y [N, M, out...].
+struct ConvShape {
+  int64_t N = 0, C = 0, M = 0, G = 1;
+  SpatialGeom geom;
+  Shape y_shape;
+};
+
+Status ComputeConvShape(const SpatialAttrs& a, int64_t group, const Shape& x, const Shape& w, ConvShape& cs) {
+  if (x.size() < 3) return InvalidArgument("Conv: X must have rank >= 3, got " + ShapeToString(x));
+  if (w.size() != x.size()) return InvalidArgument("Conv: W rank differs from X rank");
+  const size_t nsp = x.size() - 2;
+  cs.N = x[0];
+  cs.C = x[1];
+  cs.M = w[0];
+  cs.G = group;
+  if (cs.C != w[1] * group || cs.M % group != 0)
+    return InvalidArgument("Conv: channels do not match: X " + ShapeToString(x) + ", W " + ShapeToString(w) +
+                           ", group " + std::to_string(group));
+  SpatialGeom& g = cs.geom;
+  g.in.assign(x.begin() + 2, x.end());
+  g.kernel.assign(w.begin() + 2, w.end());
+  if (!a.kernel_shape.empty() && a.kernel_shape != g.kernel)
+    return InvalidArgument("Conv: kernel_shape attribute does not match W");
+  g.strides = a.strides.empty() ? std::vector<int64_t>(nsp, 1) : a.strides;
+  g.dilations = a.dilations.empty() ? std::vector<int64_t>(nsp, 1) : a.dilations;
+  RETURN_IF_ERROR(nn::ComputeForwardGeom(a, g, false));
+  cs.y_shape = {cs.N, cs.M};
+  cs.y_shape.insert(cs.y_shape.end(), g.out.begin(), g.out.end());
+  return Status::Ok();
+}
+
+// Reference convolution on already-widened data: y[N, M, out] = conv(x, w) (+ bias).
+template <typename T>
+void ConvRef(const ConvShape& cs, const T* x, const T* w, const T* bias, T* y) {
+  const SpatialGeom& g = cs.geom;
+  const int64_t cg = cs.C / cs.G, mg = cs.M / cs.G, ks = g.kernel_size(), os = g.out_size(), is = g.in_size();
+  std::vector<T> col(static_cast<size_t>(cg * ks * os));
+  for (int64_t n = 0; n < cs.N; ++n) {
+    for (int64_t gi = 0; gi < cs.G; ++gi) {
+      Im2Col(g, cg, x + (n * cs.C + gi * cg) * is, col.data());
+      nn::GemmRef<T>(mg, os, cg * ks, w + gi * mg * cg * ks, col.data(), y + (n * cs.M + gi * mg) * os, false);
+    }
+    if (bias)
+      for (int64_t m = 0; m < cs.M; ++m) {
+        T* yy = y + (n * cs.M + m) * os;
+        for (int64_t i = 0; i < os; ++i) yy[i] += bias[m];
+      }
+  }
+}
+
+memory::dims ToDims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
+
+// A oneDNN forward (de)convolution with plain user layouts on both sides.
+struct DnnlConv {
+  bool ok = false;
+  dnnl::primitive prim;
+  memory::desc user_src, user_wei, user_dst, bias_md;
+  memory::desc src_md, wei_md, dst_md;  // what the primitive wants
+  dnnl::memory src_mem, dst_mem;        // scratch in the primitive's layouts (when they differ)
+  dnnl::memory wei_mem;                 // reordered weights (when they differ)
+  const void* wei_cached = nullptr;     // constant weights already in wei_mem
+
+  void Run(const float* x, const float* w, const float* b, float* y, bool weights_constant) {
+    auto& eng = Engine();
+    auto& s = Stream();
+    memory ux(user_src, eng, const_cast<float*>(x));
+    memory uy(user_dst, eng, y);
+    memory src = ux, dst = uy, wei;
+    if (src_md != user_src) {
+      dnnl::reorder(ux, src_mem).execute(s, ux, src_mem);
+      src = src_mem;
+    }
+    if (dst_md != user_dst) dst = dst_mem;
+    if (wei_md != user_wei) {
+      if (!weights_constant || wei_cached != w) {
+        memory uw(user_wei, eng, const_cast<float*>(w));
+        dnnl::reorder(uw, wei_mem).execute(s, uw, wei_mem);
+        wei_cached = weights_constant ? w : nullptr;
+      }
+      wei = wei_mem;
+    } else {
+      wei = memory(user_wei, eng, const_cast<float*>(w));
+    }
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
+    if (b) args.emplace(DNNL_ARG_BIAS, memory(bias_md, eng, const_cast<float*>(b)));
+    prim.execute(s, args);
+    if (dst_md != user_dst) dnnl::reorder(dst_mem, uy).execute(s, dst_mem, uy);
+    s.wait();
+  }
+
+  template <typename PD>
+  void Finish(const PD& pd) {
+    src_md = pd.src_desc();
+    wei_md = pd.weights_desc();
+    dst_md = pd.dst_desc();
+    if (src_md != user_src) src_mem = memory(src_md, Engine());
+    if (dst_md != user_dst) dst_mem = memory(dst_md, Engine());
+    if (wei_md != user_wei) wei_mem = memory(wei_md, Engine());
+    ok = true;
+  }
+};
+
+std::vector<int64_t> Concat(std::initializer_list<int64_t> head, const std::vector<int64_t>& tail) {
+  std::vector<int64_t> v(head);
+  v.insert(v.end(), tail.begin(), tail.end());
+  return v;
+}
+
+std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias) {
+  auto d = std::make_unique<DnnlConv>();
+  const SpatialGeom& g = cs.geom;
+  if (NumElements(cs.y_shape) == 0 || cs.C == 0) return d;
+  try {
+    d->user_src = nn::PlainDesc(Concat({cs.N, cs.C}, g.in));
+    d->user_dst = nn::PlainDesc(cs.y_shape);
+    d->user_wei = cs.G == 1 ? nn::PlainDesc(Concat({cs.M, cs.C}, g.kernel))
+                            : nn::PlainDesc(Concat({cs.G, cs.M / cs.G, cs.C / cs.G}, g.kernel));
+    if (has_bias) d->bias_md = nn::PlainDesc({cs.M});
+    std::vector<int64_t> dil;
+    for (int64_t v : g.dilations) dil.push_back(v - 1);
+    const auto any = memory::format_tag::any;
+    const auto f32 = memory::data_type::f32;
+    memory::desc src_any(ToDims(Concat({cs.N, cs.C}, g.in)), f32, any);
+    memory::desc dst_any(ToDims(cs.y_shape), f32, any);
+    memory::desc wei_any(d->user_wei.dims(), f32, any);
+    dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                         src_any, wei_any, d->bias_md, dst_any, ToDims(g.strides), ToDims(dil),
+                                         ToDims(g.pad_begin), ToDims(g.pad_end));
+    dnnl::convolution_forward::primitive_desc pd(desc, Engine());
+    d->prim = dnnl::convolution_forward(pd);
+    d->Finish(pd);
+  } catch (const dnnl::error&) {
+    d->ok = false;
+  }
+  return d;
+}
+
+bool KnownShape(const KernelInfo& info, int i, Shape& s) {
+  const ir::TypeInfo* t = info.input_type(i);
+  if (!t || t->kind != ir::TypeInfo::Kind::kTensor || !t->shape) return false;
+  s.clear();
+  for (const auto& d : *t->shape) {
+    if (!d.known()) return false;
+    s.push_back(d.value);
+  }
+  return true;
+}
+
+using ConvTypes = TypeList<float, double, Float16>;
+
+class ConvKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(ConvTypes{})));
+    RETURN_IF_ERROR(attrs_.Load(info, true, false));
+    group_ = info.attr_int("group", 1);
+    if (group_ <= 0) return info.Error("group must be positive");
+    weights_constant_ = info.constant_input(1) != nullptr;
+    Shape x, w;
+    const ir::TypeInfo* t = info.input_type(0);
+    if (t && t->elem_type == DType::kFloat && KnownShape(info, 0, x) && KnownShape(info, 1, w)) {
+      ConvShape cs;
+      if (ComputeConvShape(attrs_, group_, x, w, cs).ok()) Prepare(cs, x, w, info.input_present(2));
+    }
+    return Status::Ok();
+  }
+
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& X = ctx.input_tensor(0);
+    const Tensor& W = ctx.input_tensor(1);
+    const Tensor* B = ctx.has_input(2) ? &ctx.input_tensor(2) : nullptr;
+    if (W.dtype() != X.dtype() || (B && B->dtype() != X.dtype())) return InvalidArgument("Conv: input dtypes differ");
+    ConvShape cs;
+    RETURN_IF_ERROR(ComputeConvShape(attrs_, group_, X.shape(), W.shape(), cs));
+    if (B && (B->rank() != 1 || B->dim(0) != cs.M)) return InvalidArgument("Conv: B must have shape [M]");
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), cs.y_shape));
+    if (Y->numel() == 0) return Status::Ok();
+    return Dispatch(ConvTypes{}, X.dtype(), [&](auto* tag) -> Status {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      if constexpr (std::is_same_v<T, float>) {
+        RunFloat(cs, X.shape(), W.shape(), X.data<float>(), W.data<float>(), B ? B->data<float>() : nullptr,
+                 Y->data<float>(), weights_constant_);
+      } else if constexpr (std::is_same_v<T, Float16>) {
+        std::vector<float> x(static_cast<size_t>(X.numel())), w(static_cast<size_t>(W.numel())),
+            y(static_cast<size_t>(Y->numel())), b;
+        nn::ConvertBuffer(X.data<T>(), x.data(), X.numel());
+        nn::ConvertBuffer(W.data<T>(), w.data(), W.numel());
+        if (B) {
+          b.resize(static_cast<size_t>(B->numel()));
+          nn::ConvertBuffer(B->data<T>(), b.data(), B->numel());
+        }
+        RunFloat(cs, X.shape(), W.shape(), x.data(), w.data(), B ? b.data() : nullptr, y.data(), false);
+        nn::ConvertBufferToHalf(y.data(), Y->data<T>(), Y->numel());
+      } else {
+        ConvRef<T>(cs, X.data<T>(), W.data<T>(), B ? B->data<T>() : nullptr, Y->data<T>());
+      }
+      return Status::Ok();
+    });
+  }
+
+ private:
+  void Prepare(const ConvShape& cs, const Shape& x, const Shape& w, bool has_bias) {
+    if (dnnl_ && x == x_shape_ && w == w_shape_ && has_bias == has_bias_) return;
+    dnnl_ = MakeDnnlConv(cs, has_bias);
+    x_shape_ = x;
+    w_shape_ = w;
+    has_bias_ = has_bias;
+  }
+  void RunFloat(const ConvShape& cs, const Shape& xs, const Shape& ws, const float* x, const float* w,
+                const float* b, float* y, bool wconst) {
+    Prepare(cs, xs, ws, b != nullptr);
+    if (dnnl_->ok) {
+      dnnl_->Run(x, w, b, y, wconst);
+      return;
+    }
+    ConvRef<float>(cs, x, w, b, y);
+  }
+
+  SpatialAttrs attrs_;
+  int64_t group_ = 1;
+  bool weights_constant_ = false;
+  std::unique_ptr<DnnlConv> dnnl_;
+  Shape x_shape_, w_shape_;
+  bool has_bias_ = false;
+};
+
+// ---- ConvTranspose ----
+
+struct ConvTShape {
+  int64_t N = 0, C = 0, M = 0, G = 1;
+  // Adjoint forward geometry: in = output image, out = input positions.
+  SpatialGeom geom;
+  std::vector<int64_t> output_padding;
+  Shape y_shape;
+};
+
+struct ConvTAttrs {
+  SpatialAttrs sp;
+  std::vector<int64_t> output_padding, output_shape;
+  int64_t group = 1;
+};
+
+Status ComputeConvTShape(const ConvTAttrs& a, const Shape& x, const Shape& w, ConvTShape& cs) {
+  if (x.size() < 3) return InvalidArgument("ConvTranspose: X must have rank >= 3, got " + ShapeToString(x));
+  if (w.size() != x.size()) return InvalidArgument("ConvTranspose: W rank differs from X rank");
+  const size_t nsp = x.size() - 2;
+  cs.N = x[0];
+  cs.C = x[1];
+  cs.G = a.group;
+  cs.M = w[1] * a.group;
+  if (w[0] != cs.C || cs.C % a.group != 0)
+    return InvalidArgument("ConvTranspose: channels do not match: X " + ShapeToString(x) + ", W " + ShapeToString(w));
+  SpatialGeom& g = cs.geom;
+  g.out.assign(x.begin() + 2, x.end());
+  g.kernel.assign(w.begin() + 2, w.end());
+  if (!a.sp.kernel_shape.empty() && a.sp.kernel_shape != g.kernel)
+    return InvalidArgument("ConvTranspose: kernel_shape attribute does not match W");
+  g.strides = a.sp.strides.empty() ? std::vector<int64_t>(nsp, 1) : a.sp.strides;
+  g.dilations = a.sp.dilations.empty() ? std::vector<int64_t>(nsp, 1) : a.sp.dilations;
+  cs.output_padding = a.output_padding.empty() ? std::vector<int64_t>(nsp, 0) : a.output_padding;
+  if (g.strides.size() != nsp || g.dilations.size() != nsp || cs.output_padding.size() != nsp)
+    return InvalidArgument("ConvTranspose: strides/dilations/output_padding do not match the spatial rank");
+  if (!a.sp.pads.empty() && a.sp.pads.size() != 2 * nsp) return InvalidArgument("ConvTranspose: bad pads length");
+  g.in.assign(nsp, 0);
+  g.pad_begin.assign(nsp, 0);
+  g.pad_end.assign(nsp, 0);
+  std::vector<int64_t> oshape;
+  if (!a.output_shape.empty()) {
+    if (a.output_shape.size() == nsp) oshape = a.output_shape;
+    else if (a.output_shape.size() == nsp + 2) oshape.assign(a.output_shape.begin() + 2, a.output_shape.end());
+    else return InvalidArgument("ConvTranspose: output_shape has the wrong length");
+  }
+  for (size_t i = 0; i < nsp; ++i) {
+    const int64_t ek = (g.kernel[i] - 1) * g.dilations[i] + 1;
+    const int64_t full = g.strides[i] * (g.out[i] - 1) + cs.output_padding[i] + ek;
+    if (!oshape.empty() || a.sp.auto_pad == "SAME_UPPER" || a.sp.auto_pad == "SAME_LOWER") {
+      const int64_t target = !oshape.empty() ? oshape[i] : g.out[i] * g.strides[i];
+      const int64_t total = full - target;
+      const int64_t half = total >= 0 ? total / 2 : -((-total + 1) / 2);  // floor(total / 2)
+      if (a.sp.auto_pad == "SAME_UPPER") {
+        g.pad_begin[i] = half;
+        g.pad_end[i] = total - half;
+      } else {
+        g.pad_begin[i] = total - half;
+        g.pad_end[i] = half;
+      }
+      g.in[i] = target;
+    } else {
+      if (a.sp.auto_pad == "NOTSET" && !a.sp.pads.empty()) {
+        g.pad_begin[i] = a.sp.pads[i];
+        g.pad_end[i] = a.sp.pads[i + nsp];
+      }
+      g.in[i] = full - g.pad_begin[i] - g.pad_end[i];
+    }
+    if (g.in[i] < 0) return InvalidArgument("ConvTranspose: negative output size");
+  }
+  cs.y_shape = {cs.N, cs.M};
+  cs.y_shape.insert(cs.y_shape.end(), g.in.begin(), g.in.end());
+  return Status::Ok();
+}
+
+template <typename T>
+void ConvTransposeRef(const ConvTShape& cs, const T* x, const T* w, const T* bias, T* y) {
+  const SpatialGeom& g = cs.geom;
+  const int64_t cg = cs.C / cs.G, mg = cs.M / cs.G, ks = g.kernel_size();
+  const int64_t xs = g.out_size(), ys = g.in_size();
+  std::vector<T> col(static_cast<size_t>(mg * ks * xs)), wt(static_cast<size_t>(mg * ks * cg));
+  std::fill(y, y + cs.N * cs.M * ys, T(0));
+  for (int64_t gi = 0; gi < cs.G; ++gi) {
+    // wt = W_g^T: [mg*ks, cg]
+    const T* wg = w + gi * cg * mg * ks;
+    for (int64_t c = 0; c < cg; ++c)
+      for (int64_t r = 0; r < mg * ks; ++r) wt[static_cast<size_t>(r * cg + c)] = wg[c * mg * ks + r];
+    for (int64_t n = 0; n < cs.N; ++n) {
+      nn::GemmRef<T>(mg * ks, xs, cg, wt.data(), x + (n * cs.C + gi * cg) * xs, col.data(), false);
+      Col2ImAdd(g, mg, col.data(), y + (n * cs.M + gi * mg) * ys);
+    }
+  }
+  if (bias)
+    for (int64_t n = 0; n < cs.N; ++n)
+      for (int64_t m = 0; m < cs.M; ++m) {
+        T* yy = y + (n * cs.M + m) * ys;
+        for (int64_t i = 0; i < ys; ++i) yy[i] += bias[m];
+      }
+}
+
+std::unique_ptr<DnnlConv> MakeDnnlConvT(const ConvTShape& cs, bool has_bias) {
+  auto d = std::make_unique<DnnlConv>();
+  const SpatialGeom& g = cs.geom;
+  if (NumElements(cs.y_shape) == 0 || cs.C == 0) return d;
+  const size_t nsp = g.in.size();
+  std::vector<int64_t> pad_r(nsp);
+  for (size_t i = 0; i < nsp; ++i) {
+    pad_r[i] = g.pad_end[i] - cs.output_padding[i];
+    if (pad_r[i] < 0 || g.pad_begin[i] < 0) return d;  // leave it to the reference
+  }
+  try {
+    const auto f32 = memory::data_type::f32;
+    const int64_t ks = g.kernel_size(), cg = cs.C / cs.G, mg = cs.M / cs.G;
+    d->user_src = nn::PlainDesc(Concat({cs.N, cs.C}, g.out));
+    d->user_dst = nn::PlainDesc(cs.y_shape);
+    const auto ksr = nn::RowMajorStrides(g.kernel);
+    // ONNX W is [G, C/G, M/G, k...]; oneDNN wants dims [G, M/G, C/G, k...] (or [M, C, k...]).
+    if (cs.G == 1) {
+      d->user_wei = memory::desc(ToDims(Concat({cs.M, cs.C}, g.kernel)), f32, ToDims(Concat({ks, cs.M * ks}, ksr)));
+    } else {
+      d->user_wei = memory::desc(ToDims(Concat({cs.G, mg, cg}, g.kernel)), f32,
+                                 ToDims(Concat({cg * mg * ks, ks, mg * ks}, ksr)));
+    }
+    if (has_bias) d->bias_md = nn::PlainDesc({cs.M});
+    std::vector<int64_t> dil;
+    for (int64_t v : g.dilations) dil.push_back(v - 1);
+    const auto any = memory::format_tag::any;
+    memory::desc src_any(d->user_src.dims(), f32, any);
+    memory::desc dst_any(d->user_dst.dims(), f32, any);
+    memory::desc wei_any(d->user_wei.dims(), f32, any);
+    dnnl::deconvolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
+                                           src_any, wei_any, d->bias_md, dst_any, ToDims(g.strides), ToDims(dil),
+                                           ToDims(g.pad_begin), ToDims(pad_r));
+    dnnl::deconvolution_forward::primitive_desc pd(desc, Engine());
+    d->prim = dnnl::deconvolution_forward(pd);
+    d->Finish(pd);
+  } catch (const dnnl::error&) {
+    d->ok = false;
+  }
+  return d;
+}
+
+class ConvTransposeKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(ConvTypes{})));
+    RETURN_IF_ERROR(a_.sp.Load(info, true, false));
+    a_.group = info.attr_int("group", 1);
+    if (a_.group <= 0) return info.Error("group must be positive");
+    a_.output_padding = info.attr_ints("output_padding");
+    a_.output_shape = info.attr_ints("output_shape");
+    weights_constant_ = info.constant_input(1) != nullptr;
+    Shape x, w;
+    const ir::TypeInfo* t = info.input_type(0);
+    if (t && t->elem_type == DType::kFloat && KnownShape(info, 0, x) && KnownShape(info, 1, w)) {
+      ConvTShape cs;
+      if (ComputeConvTShape(a_, x, w, cs).ok()) Prepare(cs, x, w, info.input_present(2));
+    }
+    return Status::Ok();
+  }
+
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& X = ctx.input_tensor(0);
+    const Tensor& W = ctx.input_tensor(1);
+    const Tensor* B = ctx.has_input(2) ? &ctx.input_tensor(2) : nullptr;
+    if (W.dtype() != X.dtype() || (B && B->dtype() != X.dtype()))
+      return InvalidArgument("ConvTranspose: input dtypes differ");
+    ConvTShape cs;
+    RETURN_IF_ERROR(ComputeConvTShape(a_, X.shape(), W.shape(), cs));
+    if (B && (B->rank() != 1 || B->dim(0) != cs.M)) return InvalidArgument("ConvTranspose: B must have shape [M]");
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), cs.y_shape));
+    if (Y->numel() == 0) return Status::Ok();
+    return Dispatch(ConvTypes{}, X.dtype(), [&](auto* tag) -> Status {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      if constexpr (std::is_same_v<T, float>) {
+        RunFloat(cs, X.shape(), W.shape(), X.data<float>(), W.data<float>(), B ? B->data<float>() : nullptr,
+                 Y->data<float>(), weights_constant_);
+      } else if constexpr (std::is_same_v<T, Float16>) {
+        std::vector<float> x(static_cast<size_t>(X.numel())), w(static_cast<size_t>(W.numel())),
+            y(static_cast<size_t>(Y->numel())), b;
+        nn::ConvertBuffer(X.data<T>(), x.data(), X.numel());
+        nn::ConvertBuffer(W.data<T>(), w.data(), W.numel());
+        if (B) {
+          b.resize(static_cast<size_t>(B->numel()));
+          nn::ConvertBuffer(B->data<T>(), b.data(), B->numel());
+        }
+        RunFloat(cs, X.shape(), W.shape(), x.data(), w.data(), B ? b.data() : nullptr, y.data(), false);
+        nn::ConvertBufferToHalf(y.data(), Y->data<T>(), Y->numel());
+      } else {
+        ConvTransposeRef<T>(cs, X.data<T>(), W.data<T>(), B ? B->data<T>() : nullptr, Y->data<T>());
+      }
+      return Status::Ok();
+    });
+  }
+
+ private:
+  void Prepare(const ConvTShape& cs, const Shape& x, const Shape& w, bool has_bias) {
+    if (dnnl_ && x == x_shape_ && w == w_shape_ && has_bias == has_bias_) return;
+    dnnl_ = MakeDnnlConvT(cs, has_bias);
+    x_shape_ = x;
+    w_shape_ = w;
+    has_bias_ = has_bias;
+  }
+  void RunFloat(const ConvTShape& cs, const Shape& xs, const Shape& ws, const float* x, const float* w,
+                const float* b, float* y, bool wconst) {
+    Prepare(cs, xs, ws, b != nullptr);
+    if (dnnl_->ok) {
+      dnnl_->Run(x, w, b, y, wconst);
+      return;
+    }
+    ConvTransposeRef<float>(cs, x, w, b, y);
+  }
+
+  ConvTAttrs a_;
+  bool weights_constant_ = false;
+  std::unique_ptr<DnnlConv> dnnl_;
+  Shape x_shape_, w_shape_;
+  bool has_bias_ = false;
+};
+
+// ---- ConvInteger / QLinearConv ----
+
+using QTypes = TypeList<uint8_t, int8_t>;
+
+// Widens a quantized tensor to int32 minus its zero point (scalar or one per leading-dim slice).
+template <typename T>
+Status WidenQuant(const Tensor& t, const Tensor* zp, std::vector<int32_t>& out, const char* what) {
+  if (zp && zp->dtype() != t.dtype()) return InvalidArgument(std::string(what) + ": zero point dtype mismatch");
+  const int64_t n = t.numel();
+  out.resize(static_cast<size_t>(n));
+  const T* p = t.data<T>();
+  if (!zp || zp->numel() == 1) {
+    const int32_t z = zp ? static_cast<int32_t>(zp->data<T>()[0]) : 0;
+    for (int64_t i = 0; i < n; ++i) out[static_cast<size_t>(i)] = static_cast<int32_t>(p[i]) - z;
+    return Status::Ok();
+  }
+  if (t.rank() == 0 || zp->numel() != t.dim(0))
+    return InvalidArgument(std::string(what) + ": zero point must be a scalar or have one value per channel");
+  const int64_t inner = n / std::max<int64_t>(t.dim(0), 1);
+  for (int64_t i = 0; i < n; ++i)
+    out[static_cast<size_t>(i)] = static_cast<int32_t>(p[i]) - static_cast<int32_t>(zp->data<T>()[i / inner]);
+  return Status::Ok();
+}
+
+Status QuantConvAccumulate(const SpatialAttrs& a, int64_t group, const Tensor& X, const Tensor* xzp, const Tensor& W,
+                           const Tensor* wzp, ConvShape& cs, std::vector<int32_t>& acc) {
+  RETURN_IF_ERROR(ComputeConvShape(a, group, X.shape(), W.shape(), cs));
+  if (xzp && xzp->numel() != 1) return InvalidArgument("x_zero_point must be a scalar");
+  std::vector<int32_t> x, w;
+  RETURN_IF_ERROR(Dispatch(QTypes{}, X.dtype(), [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    return WidenQuant<T>(X, xzp, x, "x");
+  }));
+  RETURN_IF_ERROR(Dispatch(QTypes{}, W.dtype(), [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    return WidenQuant<T>(W, wzp, w, "w");
+  }));
+  acc.assign(static_cast<size_t>(NumElements(cs.y_shape)), 0);
+  if (!acc.empty()) ConvRef<int32_t>(cs, x.data(), w.data(), nullptr, acc.data());
+  return Status::Ok();
+}
+
+class ConvIntegerKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(QTypes{})));
+    RETURN_IF_ERROR(attrs_.Load(info, true, false));
+    group_ = info.attr_int("group", 1);
+    if (group_ <= 0) return info.Error("group must be positive");
+    return Status::Ok();
+  }
+  Status Compute(KernelContext& ctx) override {
+    ConvShape cs;
+    std::vector<int32_t> acc;
+    RETURN_IF_ERROR(QuantConvAccumulate(attrs_, group_, ctx.input_tensor(0),
+                                        ctx.has_input(2) ? &ctx.input_tensor(2) : nullptr, ctx.input_tensor(1),
+                                        ctx.has_input(3) ? &ctx.input_tensor(3) : nullptr, cs, acc));
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kInt32, cs.y_shape));
+    std::copy(acc.begin(), acc.end(), Y->data<int32_t>());
+    return Status::Ok();
+  }
+
+ private:
+  SpatialAttrs attrs_;
+  int64_t group_ = 1;
+};
+
+class QLinearConvKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(QTypes{})));
+    RETURN_IF_ERROR(attrs_.Load(info, true, false));
+    group_ = info.attr_int("group", 1);
+    if (group_ <= 0) return info.Error("group must be positive");
+    return Status::Ok();
+  }
+  Status Compute(KernelContext& ctx) override {
+    for (int i = 0; i < 8; ++i)
+      if (!ctx.has_input(i)) return InvalidArgument("QLinearConv needs at least 8 inputs");
+    const Tensor& xs = ctx.input_tensor(1);
+    const Tensor& ws = ctx.input_tensor(4);
+    const Tensor& ys = ctx.input_tensor(6);
+    const Tensor& yzp = ctx.input_tensor(7);
+    if (xs.dtype() != DType::kFloat || ws.dtype() != DType::kFloat || ys.dtype() != DType::kFloat)
+      return InvalidArgument("QLinearConv: scales must be float");
+    if (xs.numel() != 1 || ys.numel() != 1 || yzp.numel() != 1)
+      return InvalidArgument("QLinearConv: x_scale, y_scale and y_zero_point must be scalars");
+    ConvShape cs;
+    std::vector<int32_t> acc;
+    RETURN_IF_ERROR(QuantConvAccumulate(attrs_, group_, ctx.input_tensor(0), &ctx.input_tensor(2),
+                                        ctx.input_tensor(3), &ctx.input_tensor(5), cs, acc));
+    if (ws.numel() != 1 && ws.numel() != cs.M) return InvalidArgument("QLinearConv: w_scale must be scalar or [M]");
+    const int32_t* bias = nullptr;
+    if (ctx.has_input(8)) {
+      const Tensor& B = ctx.input_tensor(8);
+      if (B.dtype() != DType::kInt32 || B.numel() != cs.M) return InvalidArgument("QLinearConv: B must be int32 [M]");
+      bias = B.data<int32_t>();
+    }
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, yzp.dtype(), cs.y_shape));
+    const int64_t os = cs.geom.out_size();
+    return Dispatch(QTypes{}, yzp.dtype(), [&](auto* tag) -> Status {
+      using TY = std::remove_pointer_t<decltype(tag)>;
+      TY* y = Y->data<TY>();
+      const float zp = static_cast<float>(yzp.data<TY>()[0]);
+      for (int64_t n = 0; n < cs.N; ++n)
+        for (int64_t m = 0; m < cs.M; ++m) {
+          const float scale = xs.data<float>()[0] * ws.data<float>()[ws.numel() == 1 ? 0 : m] / ys.data<float>()[0];
+          const int32_t b = bias ? bias[m] : 0;
+          const int64_t base = (n * cs.M + m) * os;
+          for (int64_t i = 0; i < os; ++i)
+            y[base + i] = nn::SaturateRound<TY>(
+                static_cast<double>(static_cast<float>(acc[static_cast<size_t>(base + i)] + b) * scale) + zp);
+        }
+      return Status::Ok();
+    });
+  }
+
+ private:
+  SpatialAttrs attrs_;
+  int64_t group_ = 1;
+};
+
+// ---- Col2Im (opset 18) ----
+
+using Col2ImTypes = TypeList<float, double, Float16, BFloat16, int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
+                             uint32_t, uint64_t>;
+
+class Col2ImKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    dilations_ = info.attr_ints("dilations");
+    strides_ = info.attr_ints("strides");
+    pads_ = info.attr_ints("pads");
+    return Status::Ok();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& X = ctx.input_tensor(0);
+    ASSIGN_OR_RETURN(std::vector<int64_t> image, ReadInt64s(ctx.input_tensor(1)));
+    ASSIGN_OR_RETURN(std::vector<int64_t> block, ReadInt64s(ctx.input_tensor(2)));
+    const size_t nsp = image.size();
+    if (nsp == 0 || block.size() != nsp) return InvalidArgument("Col2Im: image_shape and block_shape must match");
+    if (X.rank() != 3) return InvalidArgument("Col2Im: input must be 3-D [N, C*prod(block), L]");
+    SpatialGeom g;
+    g.in = image;
+    g.kernel = block;
+    g.strides = strides_.empty() ? std::vector<int64_t>(nsp, 1) : strides_;
+    g.dilations = dilations_.empty() ? std::vector<int64_t>(nsp, 1) : dilations_;
+    if (g.strides.size() != nsp || g.dilations.size() != nsp || (!pads_.empty() && pads_.size() != 2 * nsp))
+      return InvalidArgument("Col2Im: attribute lengths do not match image_shape");
+    for (size_t i = 0; i < nsp; ++i)
+      if (image[i] < 0 || block[i] <= 0 || g.strides[i] <= 0 || g.dilations[i] <= 0)
+        return InvalidArgument("Col2Im: bad image/block/stride/dilation values");
+    SpatialAttrs a;
+    a.pads = pads_;
+    RETURN_IF_ERROR(nn::ComputeForwardGeom(a, g, false));
+    const int64_t ks = g.kernel_size();
+    if (X.dim(1) % ks != 0) return InvalidArgument("Col2Im: input dim 1 is not a multiple of prod(block_shape)");
+    if (X.dim(2) != g.out_size())
+      return InvalidArgument("Col2Im: input has " + std::to_string(X.dim(2)) + " blocks, expected " +
+                             std::to_string(g.out_size()));
+    const int64_t C = X.dim(1) / ks, N = X.dim(0);
+    Shape ys{N, C};
+    ys.insert(ys.end(), image.begin(), image.end());
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), ys));
+    const int64_t is = g.in_size();
+    return Dispatch(Col2ImTypes{}, X.dtype(), [&](auto* tag) -> Status {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      using A = ComputeType<T>;
+      if constexpr (std::is_same_v<A, T>) {
+        for (int64_t n = 0; n < N; ++n) Col2ImAdd(g, C, X.data<T>() + n * X.dim(1) * X.dim(2), Y->data<T>() + n * C * is);
+      } else {
+        std::vector<float> x(static_cast<size_t>(X.numel())), y(static_cast<size_t>(Y->numel()), 0.f);
+        nn::ConvertBuffer(X.data<T>(), x.data(), X.numel());
+        for (int64_t n = 0; n < N; ++n) Col2ImAdd(g, C, x.data() + n * X.dim(1) * X.dim(2), y.data() + n * C * is);
+        nn::ConvertBufferToHalf(y.data(), Y->data<T>(), Y->numel());
+      }
+      return Status::Ok();
+    });
+  }
+
+ private:
+  std::vector<int64_t> dilations_, strides_, pads_;
+};
+
+const KernelRegistrar kConv{{.op_type = "Conv", .since = 1, .until = 18, .dtypes = DTypesOf(ConvTypes{}),
+                             .factory = MakeKernel<ConvKernel>}};
+const KernelRegistrar kConvTranspose{{.op_type = "ConvTranspose", .since = 1, .until = 18,
+                                      .dtypes = DTypesOf(ConvTypes{}), .factory = MakeKernel<ConvTransposeKernel>}};
+const KernelRegistrar kConvInteger{{.op_type = "ConvInteger", .since = 10, .until = 18, .dtypes = DTypesOf(QTypes{}),
+                                    .factory = MakeKernel<ConvIntegerKernel>}};
+const KernelRegistrar kQLinearConv{{.op_type = "QLinearConv", .since = 10, .until = 18, .dtypes = DTypesOf(QTypes{}),
+                                    .factory = MakeKernel<QLinearConvKernel>}};
+const KernelRegistrar kCol2Im{{.op_type = "Col2Im", .since = 18, .until = 18, .dtypes = DTypesOf(Col2ImTypes{}),
+                               .factory = MakeKernel<Col2ImKernel>}};
+
+}  // namespace
+}  // namespace strata::cpu

@@ -1,0 +1,482 @@
+// MatMul, Gemm, MatMulInteger, QLinearMatMul. float32 runs on oneDNN's matmul primitive (16-bit
+// floats are widened to float32 and use it too); other dtypes use a portable reference GEMM.
+#include <cstring>
+#include <memory>
+#include <optional>
+
+#include "kernels/cpu/nn_common.h"
+
+namespace strata::cpu {
+namespace {
+
+using dnnl::memory;
+using nn::Engine;
+using nn::Stream;
+
+// ---- Batched matmul geometry (numpy semantics, including 1-D promotion) ----
+
+struct MatMulGeom {
+  Shape a_shape, b_shape, out;
+  int64_t M = 0, N = 0, K = 0;
+  Shape batch;                       // broadcast batch shape
+  std::vector<int64_t> a_off, b_off;  // per batch: element offsets of each A/B matrix
+  Shape a_batch, b_batch;            // batch dims of A/B padded to batch rank
+};
+
+Status BuildMatMulGeom(const Shape& a, const Shape& b, MatMulGeom& g) {
+  if (a.empty() || b.empty()) return InvalidArgument("MatMul inputs must have rank >= 1");
+  g.a_shape = a;
+  g.b_shape = b;
+  Shape a2 = a, b2 = b;
+  if (a2.size() == 1) a2.insert(a2.begin(), 1);
+  if (b2.size() == 1) b2.push_back(1);
+  g.M = a2[a2.size() - 2];
+  g.K = a2[a2.size() - 1];
+  g.N = b2[b2.size() - 1];
+  if (b2[b2.size() - 2] != g.K)
+    return InvalidArgument("MatMul: inner dimensions differ: " + ShapeToString(a) + " x " + ShapeToString(b));
+  Shape ab(a2.begin(), a2.end() - 2), bb(b2.begin(), b2.end() - 2);
+  ASSIGN_OR_RETURN(g.batch, BroadcastShapes(ab, bb));
+  g.out = g.batch;
+  if (a.size() >= 2) g.out.push_back(g.M);
+  if (b.size() >= 2) g.out.push_back(g.N);
+  const size_t br = g.batch.size();
+  g.a_batch.assign(br - ab.size(), 1);
+  g.a_batch.insert(g.a_batch.end(), ab.begin(), ab.end());
+  g.b_batch.assign(br - bb.size(), 1);
+  g.b_batch.insert(g.b_batch.end(), bb.begin(), bb.end());
+  const int64_t nb = NumElements(g.batch);
+  g.a_off.resize(static_cast<size_t>(nb));
+  g.b_off.resize(static_cast<size_t>(nb));
+  const auto sa = BroadcastStrides(ab, g.batch), sb = BroadcastStrides(bb, g.batch);
+  const int64_t am = g.M * g.K, bm = g.K * g.N;
+  if (br == 0) {
+    g.a_off[0] = 0;
+    g.b_off[0] = 0;
+  } else {
+    ForEachBroadcast2(g.batch, sa, sb, [&](int64_t o, int64_t ia, int64_t ib) {
+      g.a_off[static_cast<size_t>(o)] = ia * am;
+      g.b_off[static_cast<size_t>(o)] = ib * bm;
+    });
+  }
+  return Status::Ok();
+}
+
+template <typename Acc, typename TA, typename TB>
+void BatchedMatMulRef(const MatMulGeom& g, const TA* a, const TB* b, Acc* y) {
+  const int64_t ym = g.M * g.N;
+  for (size_t i = 0; i < g.a_off.size(); ++i)
+    nn::GemmRef<Acc>(g.M, g.N, g.K, a + g.a_off[i], b + g.b_off[i], y + static_cast<int64_t>(i) * ym, false);
+}
+
+// A cached oneDNN float32 matmul for one pair of input shapes.
+struct DnnlMatMul {
+  dnnl::matmul prim;
+  memory::desc a_md, b_md, y_md;
+  bool ok = false;
+};
+
+DnnlMatMul MakeDnnlMatMul(const MatMulGeom& g) {
+  DnnlMatMul d;
+  if (g.M == 0 || g.N == 0 || g.K == 0 || NumElements(g.batch) == 0) return d;
+  if (g.batch.size() + 2 > DNNL_MAX_NDIMS) return d;
+  std::vector<int64_t> ad = g.a_batch, bd = g.b_batch, yd = g.batch;
+  ad.push_back(g.M); ad.push_back(g.K);
+  bd.push_back(g.K); bd.push_back(g.N);
+  yd.push_back(g.M); yd.push_back(g.N);
+  try {
+    d.a_md = nn::PlainDesc(ad);
+    d.b_md = nn::PlainDesc(bd);
+    d.y_md = nn::PlainDesc(yd);
+    dnnl::matmul::desc desc(d.a_md, d.b_md, d.y_md);
+    dnnl::matmul::primitive_desc pd(desc, Engine());
+    d.prim = dnnl::matmul(pd);
+    d.ok = true;
+  } catch (const dnnl::error&) {
+    d.ok = false;
+  }
+  return d;
+}
+
+// Float32 batched matmul: oneDNN when it accepts the shapes, else the reference loops.
+class FloatMatMul {
+ public:
+  void Prepare(const MatMulGeom& g) {
+    if (prepared_ && g.a_shape == geom_a_ && g.b_shape == geom_b_) return;
+    dnnl_ = MakeDnnlMatMul(g);
+    geom_a_ = g.a_shape;
+    geom_b_ = g.b_shape;
+    prepared_ = true;
+  }
+  void Run(const MatMulGeom& g, const float* a, const float* b, float* y) {
+    Prepare(g);
+    const int64_t n = NumElements(g.out);
+    if (n == 0) return;
+    if (g.K == 0) { std::fill(y, y + n, 0.f); return; }
+    if (dnnl_.ok) {
+      memory am(dnnl_.a_md, Engine(), const_cast<float*>(a));
+      memory bm(dnnl_.b_md, Engine(), const_cast<float*>(b));
+      memory ym(dnnl_.y_md, Engine(), y);
+      dnnl_.prim.execute(Stream(), {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, ym}});
+      Stream().wait();
+      return;
+    }
+    BatchedMatMulRef<float>(g, a, b, y);
+  }
+
+ private:
+  bool prepared_ = false;
+  Shape geom_a_, geom_b_;
+  DnnlMatMul dnnl_;
+};
+
+Shape KnownShape(const KernelInfo& info, int i, bool* known) {
+  *known = false;
+  const ir::TypeInfo* t = info.input_type(i);
+  if (!t || t->kind != ir::TypeInfo::Kind::kTensor || !t->shape) return {};
+  Shape s;
+  for (const auto& d : *t->shape) {
+    if (!d.known()) return {};
+    s.push_back(d.value);
+  }
+  *known = true;
+  return s;
+}
+
+using MatMulTypes = TypeList<float, double, Float16, BFloat16, int32_t, int64_t, uint32_t, uint64_t>;
+
+class MatMulKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(MatMulTypes{})));
+    bool ka, kb;
+    Shape a = KnownShape(info, 0, &ka), b = KnownShape(info, 1, &kb);
+    const ir::TypeInfo* t = info.input_type(0);
+    if (ka && kb && t && t->elem_type == DType::kFloat) {
+      MatMulGeom g;
+      if (BuildMatMulGeom(a, b, g).ok()) fmm_.Prepare(g);
+    }
+    return Status::Ok();
+  }
+
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& A = ctx.input_tensor(0);
+    const Tensor& B = ctx.input_tensor(1);
+    if (A.dtype() != B.dtype()) return InvalidArgument("MatMul: A and B dtypes differ");
+    MatMulGeom g;
+    RETURN_IF_ERROR(BuildMatMulGeom(A.shape(), B.shape(), g));
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, A.dtype(), g.out));
+    return Dispatch(MatMulTypes{}, A.dtype(), [&](auto* tag) -> Status {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      if constexpr (std::is_same_v<T, float>) {
+        fmm_.Run(g, A.data<float>(), B.data<float>(), Y->data<float>());
+      } else if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) {
+        std::vector<float> a(static_cast<size_t>(A.numel())), b(static_cast<size_t>(B.numel())),
+            y(static_cast<size_t>(Y->numel()));
+        nn::ConvertBuffer(A.data<T>(), a.data(), A.numel());
+        nn::ConvertBuffer(B.data<T>(), b.data(), B.numel());
+        fmm_.Run(g, a.data(), b.data(), y.data());
+        nn::ConvertBufferToHalf(y.data(), Y->data<T>(), Y->numel());
+      } else {
+        if (g.K == 0) return Status::Ok();  // already zero-filled
+        BatchedMatMulRef<T>(g, A.data<T>(), B.data<T>(), Y->data<T>());
+      }
+      return Status::Ok();
+    });
+  }
+
+ private:
+  FloatMatMul fmm_;
+};
+
+// ---- Gemm ----
+
+using GemmTypes = TypeList<float, double, Float16, BFloat16, int32_t, int64_t, uint32_t, uint64_t>;
+
+class GemmKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(GemmTypes{})));
+    trans_a_ = info.attr_int("transA", 0) != 0;
+    trans_b_ = info.attr_int("transB", 0) != 0;
+    alpha_ = info.attr_float("alpha", 1.f);
+    beta_ = info.attr_float("beta", 1.f);
+    return Status::Ok();
+  }
+
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& A = ctx.input_tensor(0);
+    const Tensor& B = ctx.input_tensor(1);
+    const Tensor* C = ctx.has_input(2) ? &ctx.input_tensor(2) : nullptr;
+    if (A.rank() != 2 || B.rank() != 2) return InvalidArgument("Gemm: A and B must be 2-D");
+    if (A.dtype() != B.dtype() || (C && C->dtype() != A.dtype())) return InvalidArgument("Gemm: input dtypes differ");
+    const int64_t M = trans_a_ ? A.dim(1) : A.dim(0), K = trans_a_ ? A.dim(0) : A.dim(1);
+    const int64_t KB = trans_b_ ? B.dim(1) : B.dim(0), N = trans_b_ ? B.dim(0) : B.dim(1);
+    if (K != KB) return InvalidArgument("Gemm: inner dimensions differ: " + ShapeToString(A.shape()) + " x " +
+                                        ShapeToString(B.shape()));
+    if (C) {
+      if (C->rank() > 2) return InvalidArgument("Gemm: C must have rank <= 2");
+      auto bs = BroadcastShapes(C->shape(), Shape{M, N});
+      if (!bs.ok() || *bs != Shape{M, N})
+        return InvalidArgument("Gemm: C of shape " + ShapeToString(C->shape()) + " does not broadcast to " +
+                               ShapeToString({M, N}));
+    }
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, A.dtype(), {M, N}));
+    return Dispatch(GemmTypes{}, A.dtype(), [&](auto* tag) -> Status {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      if constexpr (std::is_same_v<T, float>) {
+        RunFloat(M, N, K, A.data<float>(), B.data<float>(), C ? C->data<float>() : nullptr, C ? &C->shape() : nullptr,
+                 Y->data<float>());
+      } else if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) {
+        std::vector<float> a(static_cast<size_t>(A.numel())), b(static_cast<size_t>(B.numel())),
+            y(static_cast<size_t>(Y->numel())), c;
+        nn::ConvertBuffer(A.data<T>(), a.data(), A.numel());
+        nn::ConvertBuffer(B.data<T>(), b.data(), B.numel());
+        if (C) {
+          c.resize(static_cast<size_t>(C->numel()));
+          nn::ConvertBuffer(C->data<T>(), c.data(), C->numel());
+        }
+        RunFloat(M, N, K, a.data(), b.data(), C ? c.data() : nullptr, C ? &C->shape() : nullptr, y.data());
+        nn::ConvertBufferToHalf(y.data(), Y->data<T>(), Y->numel());
+      } else {
+        RunRef<T>(M, N, K, A.data<T>(), B.data<T>(), C ? C->data<T>() : nullptr, C ? &C->shape() : nullptr,
+                  Y->data<T>());
+      }
+      return Status::Ok();
+    });
+  }
+
+ private:
+  // Y = C broadcast to [M, N] (as type T).
+  template <typename T>
+  static void FillC(int64_t M, int64_t N, const T* c, const Shape& cs, T* y) {
+    const Shape full{M, N};
+    const auto st = BroadcastStrides(cs, full);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) y[i * N + j] = c[i * st[0] + j * st[1]];
+  }
+
+  void RunFloat(int64_t M, int64_t N, int64_t K, const float* a, const float* b, const float* c, const Shape* cs,
+                float* y) {
+    if (M * N == 0) return;
+    const bool use_c = c && beta_ != 0.f;
+    if (use_c) FillC(M, N, c, *cs, y);
+    if (K == 0) {
+      if (use_c)
+        for (int64_t i = 0; i < M * N; ++i) y[i] *= beta_;
+      return;
+    }
+    const bool key_same = prim_ok_ && M == m_ && N == n_ && K == k_ && use_c == use_c_;
+    if (!key_same) {
+      m_ = M; n_ = N; k_ = K; use_c_ = use_c;
+      prim_ok_ = false;
+      try {
+        a_md_ = memory::desc({M, K}, memory::data_type::f32,
+                             trans_a_ ? memory::dims{1, M} : memory::dims{K, 1});
+        b_md_ = memory::desc({K, N}, memory::data_type::f32,
+                             trans_b_ ? memory::dims{1, K} : memory::dims{N, 1});
+        y_md_ = memory::desc({M, N}, memory::data_type::f32, memory::dims{N, 1});
+        dnnl::primitive_attr attr;
+        if (alpha_ != 1.f) attr.set_output_scales(0, {alpha_});
+        if (use_c) {
+          dnnl::post_ops po;
+          po.append_sum(beta_);
+          attr.set_post_ops(po);
+        }
+        dnnl::matmul::desc desc(a_md_, b_md_, y_md_);
+        dnnl::matmul::primitive_desc pd(desc, attr, Engine());
+        prim_ = dnnl::matmul(pd);
+        prim_ok_ = true;
+      } catch (const dnnl::error&) {
+        prim_ok_ = false;
+      }
+    }
+    if (prim_ok_) {
+      memory am(a_md_, Engine(), const_cast<float*>(a));
+      memory bm(b_md_, Engine(), const_cast<float*>(b));
+      memory ym(y_md_, Engine(), y);
+      prim_.execute(Stream(), {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, ym}});
+      Stream().wait();
+      return;
+    }
+    RunRef<float>(M, N, K, a, b, c, cs, y);
+  }
+
+  template <typename T>
+  void RunRef(int64_t M, int64_t N, int64_t K, const T* a, const T* b, const T* c, const Shape* cs, T* y) {
+    using Acc = ComputeType<T>;
+    std::vector<T> at, bt;
+    if (trans_a_) {
+      at.resize(static_cast<size_t>(M * K));
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t k = 0; k < K; ++k) at[static_cast<size_t>(i * K + k)] = a[k * M + i];
+      a = at.data();
+    }
+    if (trans_b_) {
+      bt.resize(static_cast<size_t>(K * N));
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = 0; j < N; ++j) bt[static_cast<size_t>(k * N + j)] = b[j * K + k];
+      b = bt.data();
+    }
+    std::vector<Acc> acc(static_cast<size_t>(M * N));
+    nn::GemmRef<Acc>(M, N, K, a, b, acc.data(), false);
+    std::vector<T> cf;
+    if (c) {
+      cf.resize(static_cast<size_t>(M * N));
+      FillC(M, N, c, *cs, cf.data());
+    }
+    const bool exact = alpha_ == 1.f && beta_ == 1.f;
+    for (int64_t i = 0; i < M * N; ++i) {
+      const size_t u = static_cast<size_t>(i);
+      if (exact) {
+        y[i] = static_cast<T>(acc[u] + (c ? static_cast<Acc>(cf[u]) : Acc(0)));
+      } else {
+        double v = static_cast<double>(alpha_) * static_cast<double>(acc[u]);
+        if (c) v += static_cast<double>(beta_) * static_cast<double>(cf[u]);
+        y[i] = CastValue<T, double>(v);
+      }
+    }
+  }
+
+  bool trans_a_ = false, trans_b_ = false;
+  float alpha_ = 1.f, beta_ = 1.f;
+  bool prim_ok_ = false, use_c_ = false;
+  int64_t m_ = -1, n_ = -1, k_ = -1;
+  dnnl::matmul prim_;
+  memory::desc a_md_, b_md_, y_md_;
+};
+
+// ---- MatMulInteger / QLinearMatMul ----
+
+// Reads a zero point that is either a scalar or one value per row (`per` entries).
+template <typename T>
+Status ReadZeroPoints(const Tensor* t, int64_t per, std::vector<int32_t>& out, const char* what) {
+  if (!t) { out.assign(1, 0); return Status::Ok(); }
+  if (t->numel() == 1) { out.assign(1, static_cast<int32_t>(t->data<T>()[0])); return Status::Ok(); }
+  if (t->numel() != per) return InvalidArgument(std::string(what) + ": zero point has " + std::to_string(t->numel()) +
+                                                " values, expected 1 or " + std::to_string(per));
+  out.resize(static_cast<size_t>(per));
+  for (int64_t i = 0; i < per; ++i) out[static_cast<size_t>(i)] = static_cast<int32_t>(t->data<T>()[i]);
+  return Status::Ok();
+}
+
+// Widens A (minus its per-row zero point) and B (minus its per-column zero point) to int32.
+template <typename TA, typename TB>
+void WidenAB(const MatMulGeom& g, const Tensor& A, const Tensor& B, const std::vector<int32_t>& azp,
+             const std::vector<int32_t>& bzp, std::vector<int32_t>& a, std::vector<int32_t>& b) {
+  a.resize(static_cast<size_t>(A.numel()));
+  b.resize(static_cast<size_t>(B.numel()));
+  const TA* pa = A.data<TA>();
+  const TB* pb = B.data<TB>();
+  const int64_t K = std::max<int64_t>(g.K, 1), N = std::max<int64_t>(g.N, 1), M = std::max<int64_t>(g.M, 1);
+  for (int64_t i = 0; i < A.numel(); ++i) {
+    const int64_t row = (i / K) % M;
+    a[static_cast<size_t>(i)] = static_cast<int32_t>(pa[i]) - azp[azp.size() == 1 ? 0 : static_cast<size_t>(row)];
+  }
+  for (int64_t i = 0; i < B.numel(); ++i) {
+    const int64_t col = i % N;
+    b[static_cast<size_t>(i)] = static_cast<int32_t>(pb[i]) - bzp[bzp.size() == 1 ? 0 : static_cast<size_t>(col)];
+  }
+}
+
+using QTypes = TypeList<uint8_t, int8_t>;
+
+class MatMulIntegerKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) { return CheckInputDType(info, 0, DTypesOf(QTypes{})); }
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& A = ctx.input_tensor(0);
+    const Tensor& B = ctx.input_tensor(1);
+    MatMulGeom g;
+    RETURN_IF_ERROR(BuildMatMulGeom(A.shape(), B.shape(), g));
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kInt32, g.out));
+    const Tensor* azp_t = ctx.has_input(2) ? &ctx.input_tensor(2) : nullptr;
+    const Tensor* bzp_t = ctx.has_input(3) ? &ctx.input_tensor(3) : nullptr;
+    if (azp_t && azp_t->dtype() != A.dtype()) return InvalidArgument("MatMulInteger: a_zero_point dtype differs from A");
+    if (bzp_t && bzp_t->dtype() != B.dtype()) return InvalidArgument("MatMulInteger: b_zero_point dtype differs from B");
+    std::vector<int32_t> azp, bzp, a, b;
+    RETURN_IF_ERROR(Dispatch(QTypes{}, A.dtype(), [&](auto* ta) -> Status {
+      using TA = std::remove_pointer_t<decltype(ta)>;
+      RETURN_IF_ERROR(ReadZeroPoints<TA>(azp_t, g.M, azp, "MatMulInteger a_zero_point"));
+      return Dispatch(QTypes{}, B.dtype(), [&](auto* tb) -> Status {
+        using TB = std::remove_pointer_t<decltype(tb)>;
+        RETURN_IF_ERROR(ReadZeroPoints<TB>(bzp_t, g.N, bzp, "MatMulInteger b_zero_point"));
+        WidenAB<TA, TB>(g, A, B, azp, bzp, a, b);
+        return Status::Ok();
+      });
+    }));
+    if (g.K > 0) BatchedMatMulRef<int32_t>(g, a.data(), b.data(), Y->data<int32_t>());
+    return Status::Ok();
+  }
+};
+
+// Reads a float scale that is a scalar or has `per` entries.
+Status ReadScales(const Tensor& t, int64_t per, std::vector<float>& out, const char* what) {
+  if (t.dtype() != DType::kFloat) return InvalidArgument(std::string(what) + " must be float");
+  if (t.numel() == 1) { out.assign(1, t.data<float>()[0]); return Status::Ok(); }
+  if (t.numel() != per) return InvalidArgument(std::string(what) + " has " + std::to_string(t.numel()) +
+                                               " values, expected 1 or " + std::to_string(per));
+  out.assign(t.data<float>(), t.data<float>() + per);
+  return Status::Ok();
+}
+
+class QLinearMatMulKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) { return CheckInputDType(info, 0, DTypesOf(QTypes{})); }
+  Status Compute(KernelContext& ctx) override {
+    for (int i = 0; i < 8; ++i)
+      if (!ctx.has_input(i)) return InvalidArgument("QLinearMatMul needs 8 inputs");
+    const Tensor& A = ctx.input_tensor(0);
+    const Tensor& B = ctx.input_tensor(3);
+    const Tensor& yzp_t = ctx.input_tensor(7);
+    MatMulGeom g;
+    RETURN_IF_ERROR(BuildMatMulGeom(A.shape(), B.shape(), g));
+    std::vector<float> as, bs, ys;
+    RETURN_IF_ERROR(ReadScales(ctx.input_tensor(1), g.M, as, "a_scale"));
+    RETURN_IF_ERROR(ReadScales(ctx.input_tensor(4), g.N, bs, "b_scale"));
+    RETURN_IF_ERROR(ReadScales(ctx.input_tensor(6), 1, ys, "y_scale"));
+    if (ctx.input_tensor(2).dtype() != A.dtype() || ctx.input_tensor(5).dtype() != B.dtype())
+      return InvalidArgument("QLinearMatMul: zero point dtypes must match their inputs");
+    std::vector<int32_t> azp, bzp, a, b;
+    RETURN_IF_ERROR(Dispatch(QTypes{}, A.dtype(), [&](auto* ta) -> Status {
+      using TA = std::remove_pointer_t<decltype(ta)>;
+      RETURN_IF_ERROR(ReadZeroPoints<TA>(&ctx.input_tensor(2), g.M, azp, "a_zero_point"));
+      return Dispatch(QTypes{}, B.dtype(), [&](auto* tb) -> Status {
+        using TB = std::remove_pointer_t<decltype(tb)>;
+        RETURN_IF_ERROR(ReadZeroPoints<TB>(&ctx.input_tensor(5), g.N, bzp, "b_zero_point"));
+        WidenAB<TA, TB>(g, A, B, azp, bzp, a, b);
+        return Status::Ok();
+      });
+    }));
+    std::vector<int32_t> acc(static_cast<size_t>(NumElements(g.out)), 0);
+    if (g.K > 0) BatchedMatMulRef<int32_t>(g, a.data(), b.data(), acc.data());
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, yzp_t.dtype(), g.out));
+    return Dispatch(QTypes{}, yzp_t.dtype(), [&](auto* ty) -> Status {
+      using TY = std::remove_pointer_t<decltype(ty)>;
+      if (yzp_t.numel() != 1) return InvalidArgument("y_zero_point must be a scalar");
+      const float zp = static_cast<float>(yzp_t.data<TY>()[0]);
+      TY* y = Y->data<TY>();
+      const int64_t mn = g.M * g.N;
+      for (size_t i = 0; i < acc.size(); ++i) {
+        const int64_t r = (static_cast<int64_t>(i) % std::max<int64_t>(mn, 1)) / std::max<int64_t>(g.N, 1);
+        const int64_t c = static_cast<int64_t>(i) % std::max<int64_t>(g.N, 1);
+        const float scale = as[as.size() == 1 ? 0 : static_cast<size_t>(r)] *
+                            bs[bs.size() == 1 ? 0 : static_cast<size_t>(c)] / ys[0];
+        y[i] = nn::SaturateRound<TY>(static_cast<double>(static_cast<float>(acc[i]) * scale) + zp);
+      }
+      return Status::Ok();
+    });
+  }
+};
+
+const KernelRegistrar kMatMul{{.op_type = "MatMul", .since = 1, .until = 18, .dtypes = DTypesOf(MatMulTypes{}),
+                               .factory = MakeKernel<MatMulKernel>}};
+const KernelRegistrar kGemm{{.op_type = "Gemm", .since = 1, .until = 18, .dtypes = DTypesOf(GemmTypes{}),
+                             .factory = MakeKernel<GemmKernel>}};
+const KernelRegistrar kMatMulInteger{{.op_type = "MatMulInteger", .since = 10, .until = 18,
+                                      .dtypes = DTypesOf(QTypes{}), .factory = MakeKernel<MatMulIntegerKernel>}};
+const KernelRegistrar kQLinearMatMul{{.op_type = "QLinearMatMul", .since = 10, .until = 18,
+                                      .dtypes = DTypesOf(QTypes{}), .factory = MakeKernel<QLinearMatMulKernel>}};
+
+}  // namespace
+}  // namespace strata::cpu

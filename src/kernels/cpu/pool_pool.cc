@@ -1,0 +1,471 @@
+// MaxPool, AveragePool, LpPool, their Global variants, MaxUnpool and MaxRoiPool.
+// 1-D/2-D/3-D windows are handled as 3-D (missing leading dims have size 1).
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/cpu/nn_common.h"
+
+namespace strata::cpu {
+namespace {
+
+using nn::SpatialAttrs;
+using nn::SpatialGeom;
+
+// 3-D padded view of a pooling geometry.
+struct Geom3 {
+  int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
+  int nsp = 0;
+  int64_t in_size() const { return in[0] * in[1] * in[2]; }
+  int64_t out_size() const { return out[0] * out[1] * out[2]; }
+};
+
+Geom3 To3(const SpatialGeom& g) {
+  Geom3 r;
+  r.nsp = static_cast<int>(g.in.size());
+  const int off = 3 - r.nsp;
+  for (int i = 0; i < 3; ++i) {
+    const int j = i - off;
+    const bool real = j >= 0;
+    const size_t u = static_cast<size_t>(real ? j : 0);
+    r.in[i] = real ? g.in[u] : 1;
+    r.out[i] = real ? g.out[u] : 1;
+    r.k[i] = real ? g.kernel[u] : 1;
+    r.s[i] = real ? g.strides[u] : 1;
+    r.d[i] = real ? g.dilations[u] : 1;
+    r.pb[i] = real ? g.pad_begin[u] : 0;
+    r.pe[i] = real ? g.pad_end[u] : 0;
+  }
+  return r;
+}
+
+// Computes the pooling geometry for X [N, C, spatial...].
+Status PoolGeom(const SpatialAttrs& a, const Shape& x, bool allow_dilation, SpatialGeom& g, Shape& y_shape) {
+  if (x.size() < 3) return InvalidArgument("pooling input must have rank >= 3, got " + ShapeToString(x));
+  const size_t nsp = x.size() - 2;
+  if (nsp > 3) return Unsupported("pooling over more than 3 spatial dimensions is not supported");
+  if (a.kernel_shape.size() != nsp)
+    return InvalidArgument("kernel_shape has " + std::to_string(a.kernel_shape.size()) + " values, input has " +
+                           std::to_string(nsp) + " spatial dims");
+  g.in.assign(x.begin() + 2, x.end());
+  g.kernel = a.kernel_shape;
+  g.strides = a.strides.empty() ? std::vector<int64_t>(nsp, 1) : a.strides;
+  g.dilations = (a.dilations.empty() || !allow_dilation) ? std::vector<int64_t>(nsp, 1) : a.dilations;
+  RETURN_IF_ERROR(nn::ComputeForwardGeom(a, g, a.ceil_mode));
+  y_shape = {x[0], x[1]};
+  y_shape.insert(y_shape.end(), g.out.begin(), g.out.end());
+  return Status::Ok();
+}
+
+// Visits the valid input offsets of the window for one output position.
+template <typename F>
+inline void ForWindow(const Geom3& g, int64_t o0, int64_t o1, int64_t o2, F&& f) {
+  const int64_t b0 = o0 * g.s[0] - g.pb[0], b1 = o1 * g.s[1] - g.pb[1], b2 = o2 * g.s[2] - g.pb[2];
+  for (int64_t k0 = 0; k0 < g.k[0]; ++k0) {
+    const int64_t i0 = b0 + k0 * g.d[0];
+    if (i0 < 0 || i0 >= g.in[0]) continue;
+    for (int64_t k1 = 0; k1 < g.k[1]; ++k1) {
+      const int64_t i1 = b1 + k1 * g.d[1];
+      if (i1 < 0 || i1 >= g.in[1]) continue;
+      for (int64_t k2 = 0; k2 < g.k[2]; ++k2) {
+        const int64_t i2 = b2 + k2 * g.d[2];
+        if (i2 < 0 || i2 >= g.in[2]) continue;
+        f(i0, i1, i2);
+      }
+    }
+  }
+}
+
+// Number of window taps inside the padded extent [-pb, in + pe) along one dim.
+inline int64_t PaddedTaps(const Geom3& g, int dim, int64_t o) {
+  const int64_t b = o * g.s[dim] - g.pb[dim];
+  int64_t c = 0;
+  for (int64_t k = 0; k < g.k[dim]; ++k) {
+    const int64_t i = b + k * g.d[dim];
+    if (i >= -g.pb[dim] && i < g.in[dim] + g.pe[dim]) ++c;
+  }
+  return c;
+}
+
+// Runs f(plane_index, out_offset, o0, o1, o2) over all planes and output positions in parallel.
+template <typename F>
+void ForOutputs(const Geom3& g, int64_t planes, F&& f) {
+  const int64_t os = g.out_size();
+  const int64_t total = planes * os;
+#pragma omp parallel for if (total > 4096) schedule(static)
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t o0 = 0; o0 < g.out[0]; ++o0)
+      for (int64_t o1 = 0; o1 < g.out[1]; ++o1)
+        for (int64_t o2 = 0; o2 < g.out[2]; ++o2) f(p, p * os + (o0 * g.out[1] + o1) * g.out[2] + o2, o0, o1, o2);
+}
+
+using PoolFloatTypes = TypeList<float, double, Float16, BFloat16>;
+using MaxPoolTypes = TypeList<float, double, Float16, BFloat16, int8_t, uint8_t>;
+
+class MaxPoolKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(MaxPoolTypes{})));
+    RETURN_IF_ERROR(a_.Load(info, info.opset() >= 10, info.opset() >= 10));
+    if (a_.kernel_shape.empty()) return info.Error("kernel_shape is required");
+    storage_order_ = info.attr_int("storage_order", 0);
+    if (storage_order_ != 0 && storage_order_ != 1) return info.Error("storage_order must be 0 or 1");
+    return Status::Ok();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& X = ctx.input_tensor(0);
+    SpatialGeom sg;
+    Shape ys;
+    RETURN_IF_ERROR(PoolGeom(a_, X.shape(), true, sg, ys));
+    const Geom3 g = To3(sg);
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), ys));
+    int64_t* ind = nullptr;
+    if (ctx.num_outputs() > 1 && ctx.output_requested(1)) {
+      ASSIGN_OR_RETURN(Tensor * I, ctx.AllocateOutput(1, DType::kInt64, ys));
+      ind = I->data<int64_t>();
+    }
+    const int64_t planes = X.dim(0) * X.dim(1), is = g.in_size();
+    // Strides of the spatial dims in the index output (row- or column-major over the real dims).
+    int64_t ist[3] = {0, 0, 0};
+    {
+      int64_t acc = 1;
+      if (storage_order_ == 0) {
+        for (int i = 2; i >= 0; --i) { ist[i] = acc; acc *= g.in[i]; }
+      } else {
+        for (int i = 3 - g.nsp; i < 3; ++i) { ist[i] = acc; acc *= g.in[i]; }
+      }
+    }
+    return Dispatch(MaxPoolTypes{}, X.dtype(), [&](auto* tag) -> Status {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      using A = ComputeType<T>;
+      const T* x = X.data<T>();
+      T* y = Y->data<T>();
+      ForOutputs(g, planes, [&](int64_t p, int64_t oo, int64_t o0, int64_t o1, int64_t o2) {
+        const T* xp = x + p * is;
+        A best = std::numeric_limits<A>::lowest();
+        if constexpr (std::is_floating_point_v<A>) best = -std::numeric_limits<A>::infinity();
+        int64_t bi = -1;
+        ForWindow(g, o0, o1, o2, [&](int64_t i0, int64_t i1, int64_t i2) {
+          const A v = static_cast<A>(xp[(i0 * g.in[1] + i1) * g.in[2] + i2]);
+          if (bi < 0 || v > best) {
+            best = v;
+            bi = i0 * ist[0] + i1 * ist[1] + i2 * ist[2];
+          }
+        });
+        y[oo] = static_cast<T>(best);
+        if (ind) ind[oo] = p * is + std::max<int64_t>(bi, 0);
+      });
+      return Status::Ok();
+    });
+  }
+
+ private:
+  SpatialAttrs a_;
+  int64_t storage_order_ = 0;
+};
+
+class AveragePoolKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(PoolFloatTypes{})));
+    RETURN_IF_ERROR(a_.Load(info, info.opset() >= 19, info.opset() >= 10));
+    if (a_.kernel_shape.empty()) return info.Error("kernel_shape is required");
+    count_include_pad_ = info.attr_int("count_include_pad", 0) != 0;
+    return Status::Ok();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& X = ctx.input_tensor(0);
+    SpatialGeom sg;
+    Shape ys;
+    RETURN_IF_ERROR(PoolGeom(a_, X.shape(), false, sg, ys));
+    const Geom3 g = To3(sg);
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), ys));
+    const int64_t planes = X.dim(0) * X.dim(1), is = g.in_size();
+    return Dispatch(PoolFloatTypes{}, X.dtype(), [&](auto* tag) -> Status {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      using A = ComputeType<T>;
+      const T* x = X.data<T>();
+      T* y = Y->data<T>();
+      ForOutputs(g, planes, [&](int64_t p, int64_t oo, int64_t o0, int64_t o1, int64_t o2) {
+        const T* xp = x + p * is;
+        A sum = 0;
+        int64_t cnt = 0;
+        ForWindow(g, o0, o1, o2, [&](int64_t i0, int64_t i1, int64_t i2) {
+          sum += static_cast<A>(xp[(i0 * g.in[1] + i1) * g.in[2] + i2]);
+          ++cnt;
+        });
+        if (count_include_pad_) cnt = PaddedTaps(g, 0, o0) * PaddedTaps(g, 1, o1) * PaddedTaps(g, 2, o2);
+        y[oo] = static_cast<T>(cnt > 0 ? sum / static_cast<A>(cnt) : A(0));
+      });
+      return Status::Ok();
+    });
+  }
+
+ private:
+  SpatialAttrs a_;
+  bool count_include_pad_ = false;
+};
+
+float ReadP(const KernelInfo& info) {
+  const ir::Attribute* a = info.attr("p");
+  if (!a) return 2.f;
+  return a->type == ir::Attribute::Type::kFloat ? a->f : static_cast<float>(a->i);
+}
+
+template <typename A>
+inline A LpFinish(A sum, float p) {
+  if (p == 2.f) return std::sqrt(sum);
+  if (p == 1.f) return sum;
+  return std::pow(sum, A(1) / static_cast<A>(p));
+}
+template <typename A>
+inline A LpTerm(A v, float p) {
+  if (p == 2.f) return v * v;
+  if (p == 1.f) return std::abs(v);
+  return std::pow(std::abs(v), static_cast<A>(p));
+}
+
+class LpPoolKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(PoolFloatTypes{})));
+    RETURN_IF_ERROR(a_.Load(info, info.opset() >= 18, info.opset() >= 18));
+    if (a_.kernel_shape.empty()) return info.Error("kernel_shape is required");
+    p_ = ReadP(info);
+    if (!(p_ > 0)) return info.Error("p must be positive");
+    return Status::Ok();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& X = ctx.input_tensor(0);
+    SpatialGeom sg;
+    Shape ys;
+    RETURN_IF_ERROR(PoolGeom(a_, X.shape(), true, sg, ys));
+    const Geom3 g = To3(sg);
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), ys));
+    const int64_t planes = X.dim(0) * X.dim(1), is = g.in_size();
+    return Dispatch(PoolFloatTypes{}, X.dtype(), [&](auto* tag) -> Status {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      using A = ComputeType<T>;
+      const T* x = X.data<T>();
+      T* y = Y->data<T>();
+      ForOutputs(g, planes, [&](int64_t p, int64_t oo, int64_t o0, int64_t o1, int64_t o2) {
+        const T* xp = x + p * is;
+        A sum = 0;
+        ForWindow(g, o0, o1, o2, [&](int64_t i0, int64_t i1, int64_t i2) {
+          sum += LpTerm(static_cast<A>(xp[(i0 * g.in[1] + i1) * g.in[2] + i2]), p_);
+        });
+        y[oo] = static_cast<T>(LpFinish(sum, p_));
+      });
+      return Status::Ok();
+    });
+  }
+
+ private:
+  SpatialAttrs a_;
+  float p_ = 2.f;
+};
+
+enum class GlobalKind { kAvg, kMax, kLp };
+
+template <GlobalKind K>
+class GlobalPoolKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(PoolFloatTypes{})));
+    if constexpr (K == GlobalKind::kLp) {
+      p_ = ReadP(info);
+      if (!(p_ > 0)) return info.Error("p must be positive");
+    }
+    return Status::Ok();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& X = ctx.input_tensor(0);
+    if (X.rank() < 2) return InvalidArgument("global pooling input must have rank >= 2");
+    Shape ys = X.shape();
+    for (size_t i = 2; i < ys.size(); ++i) ys[i] = 1;
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), ys));
+    const int64_t planes = X.dim(0) * X.dim(1);
+    const int64_t is = planes ? X.numel() / planes : 0;
+    return Dispatch(PoolFloatTypes{}, X.dtype(), [&](auto* tag) -> Status {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      using A = ComputeType<T>;
+      const T* x = X.data<T>();
+      T* y = Y->data<T>();
+#pragma omp parallel for if (X.numel() > (1 << 16)) schedule(static)
+      for (int64_t p = 0; p < planes; ++p) {
+        const T* xp = x + p * is;
+        A acc;
+        if constexpr (K == GlobalKind::kMax) {
+          acc = -std::numeric_limits<A>::infinity();
+          for (int64_t i = 0; i < is; ++i) acc = std::max(acc, static_cast<A>(xp[i]));
+        } else if constexpr (K == GlobalKind::kAvg) {
+          acc = 0;
+          for (int64_t i = 0; i < is; ++i) acc += static_cast<A>(xp[i]);
+          acc = is ? acc / static_cast<A>(is) : A(0);
+        } else {
+          acc = 0;
+          for (int64_t i = 0; i < is; ++i) acc += LpTerm(static_cast<A>(xp[i]), p_);
+          acc = LpFinish(acc, p_);
+        }
+        y[p] = static_cast<T>(acc);
+      }
+      return Status::Ok();
+    });
+  }
+
+ private:
+  float p_ = 2.f;
+};
+
+using UnpoolTypes = TypeList<float, double, Float16, BFloat16>;
+
+class MaxUnpoolKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(UnpoolTypes{})));
+    RETURN_IF_ERROR(a_.Load(info, false, false));
+    if (a_.kernel_shape.empty()) return info.Error("kernel_shape is required");
+    return Status::Ok();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& X = ctx.input_tensor(0);
+    const Tensor& I = ctx.input_tensor(1);
+    if (X.rank() < 3) return InvalidArgument("MaxUnpool: X must have rank >= 3");
+    if (I.dtype() != DType::kInt64 || I.shape() != X.shape())
+      return InvalidArgument("MaxUnpool: I must be int64 with the shape of X");
+    const size_t nsp = static_cast<size_t>(X.rank() - 2);
+    if (a_.kernel_shape.size() != nsp) return InvalidArgument("MaxUnpool: kernel_shape length mismatch");
+    const std::vector<int64_t> strides = a_.strides.empty() ? std::vector<int64_t>(nsp, 1) : a_.strides;
+    const std::vector<int64_t> pads = a_.pads.empty() ? std::vector<int64_t>(2 * nsp, 0) : a_.pads;
+    if (strides.size() != nsp || pads.size() != 2 * nsp) return InvalidArgument("MaxUnpool: strides/pads length mismatch");
+    Shape ys{X.dim(0), X.dim(1)};
+    for (size_t i = 0; i < nsp; ++i)
+      ys.push_back((X.dim(static_cast<int>(i) + 2) - 1) * strides[i] - pads[i] - pads[i + nsp] + a_.kernel_shape[i]);
+    Shape out_shape = ys;
+    if (ctx.has_input(2)) {
+      ASSIGN_OR_RETURN(std::vector<int64_t> os, ReadInt64s(ctx.input_tensor(2)));
+      if (os.size() != ys.size()) return InvalidArgument("MaxUnpool: output_shape has the wrong rank");
+      out_shape = os;
+    }
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), out_shape));
+    // Indices address the default output shape; map them by coordinates into the requested one.
+    const int64_t ndef = NumElements(ys);
+    const bool same = out_shape == ys;
+    const int64_t* idx = I.data<int64_t>();
+    const size_t es = DTypeSize(X.dtype());
+    const char* x = static_cast<const char*>(X.raw());
+    char* y = static_cast<char*>(Y->raw());
+    const int rank = static_cast<int>(ys.size());
+    for (int64_t i = 0; i < X.numel(); ++i) {
+      if (idx[i] < 0 || idx[i] >= ndef)
+        return InvalidArgument("MaxUnpool: index " + std::to_string(idx[i]) + " out of range for output of " +
+                               std::to_string(ndef) + " elements");
+      int64_t dst = idx[i];
+      if (!same) {
+        int64_t rem = idx[i], mul = 1;
+        dst = 0;
+        for (int d = rank - 1; d >= 0; --d) {
+          const int64_t c = rem % ys[static_cast<size_t>(d)];
+          rem /= ys[static_cast<size_t>(d)];
+          if (c >= out_shape[static_cast<size_t>(d)]) return InvalidArgument("MaxUnpool: index outside output_shape");
+          dst += c * mul;
+          mul *= out_shape[static_cast<size_t>(d)];
+        }
+      }
+      std::memcpy(y + static_cast<size_t>(dst) * es, x + static_cast<size_t>(i) * es, es);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  SpatialAttrs a_;
+};
+
+class MaxRoiPoolKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(PoolFloatTypes{})));
+    pooled_ = info.attr_ints("pooled_shape");
+    if (pooled_.size() != 2 || pooled_[0] <= 0 || pooled_[1] <= 0)
+      return info.Error("pooled_shape must hold two positive values");
+    scale_ = info.attr_float("spatial_scale", 1.f);
+    return Status::Ok();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& X = ctx.input_tensor(0);
+    const Tensor& R = ctx.input_tensor(1);
+    if (X.rank() != 4) return InvalidArgument("MaxRoiPool: X must be 4-D");
+    if (R.rank() != 2 || R.dim(1) != 5 || R.dtype() != X.dtype())
+      return InvalidArgument("MaxRoiPool: rois must be [num_rois, 5] of X's dtype");
+    const int64_t C = X.dim(1), H = X.dim(2), W = X.dim(3), nr = R.dim(0), PH = pooled_[0], PW = pooled_[1];
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), {nr, C, PH, PW}));
+    return Dispatch(PoolFloatTypes{}, X.dtype(), [&](auto* tag) -> Status {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      using A = ComputeType<T>;
+      const T* x = X.data<T>();
+      const T* r = R.data<T>();
+      T* y = Y->data<T>();
+      for (int64_t n = 0; n < nr; ++n) {
+        const int64_t b = static_cast<int64_t>(static_cast<A>(r[n * 5]));
+        if (b < 0 || b >= X.dim(0)) return InvalidArgument("MaxRoiPool: roi batch index out of range");
+        const int64_t x1 = static_cast<int64_t>(std::round(static_cast<A>(r[n * 5 + 1]) * scale_));
+        const int64_t y1 = static_cast<int64_t>(std::round(static_cast<A>(r[n * 5 + 2]) * scale_));
+        const int64_t x2 = static_cast<int64_t>(std::round(static_cast<A>(r[n * 5 + 3]) * scale_));
+        const int64_t y2 = static_cast<int64_t>(std::round(static_cast<A>(r[n * 5 + 4]) * scale_));
+        const int64_t rw = std::max<int64_t>(x2 - x1 + 1, 1), rh = std::max<int64_t>(y2 - y1 + 1, 1);
+        const double bh = static_cast<double>(rh) / static_cast<double>(PH);
+        const double bw = static_cast<double>(rw) / static_cast<double>(PW);
+        for (int64_t c = 0; c < C; ++c) {
+          const T* xp = x + (b * C + c) * H * W;
+          for (int64_t ph = 0; ph < PH; ++ph)
+            for (int64_t pw = 0; pw < PW; ++pw) {
+              int64_t hs = static_cast<int64_t>(std::floor(static_cast<double>(ph) * bh)) + y1;
+              int64_t he = static_cast<int64_t>(std::ceil(static_cast<double>(ph + 1) * bh)) + y1;
+              int64_t ws = static_cast<int64_t>(std::floor(static_cast<double>(pw) * bw)) + x1;
+              int64_t we = static_cast<int64_t>(std::ceil(static_cast<double>(pw + 1) * bw)) + x1;
+              hs = std::clamp<int64_t>(hs, 0, H);
+              he = std::clamp<int64_t>(he, 0, H);
+              ws = std::clamp<int64_t>(ws, 0, W);
+              we = std::clamp<int64_t>(we, 0, W);
+              A best = 0;
+              bool any = false;
+              for (int64_t h = hs; h < he; ++h)
+                for (int64_t w = ws; w < we; ++w) {
+                  const A v = static_cast<A>(xp[h * W + w]);
+                  if (!any || v > best) { best = v; any = true; }
+                }
+              y[((n * C + c) * PH + ph) * PW + pw] = static_cast<T>(any ? best : A(0));
+            }
+        }
+      }
+      return Status::Ok();
+    });
+  }
+
+ private:
+  std::vector<int64_t> pooled_;
+  float scale_ = 1.f;
+};
+
+const KernelRegistrar kMaxPool{{.op_type = "MaxPool", .since = 1, .until = 18, .dtypes = DTypesOf(MaxPoolTypes{}),
+                                .factory = MakeKernel<MaxPoolKernel>}};
+const KernelRegistrar kAveragePool{{.op_type = "AveragePool", .since = 1, .until = 18,
+                                    .dtypes = DTypesOf(PoolFloatTypes{}), .factory = MakeKernel<AveragePoolKernel>}};
+const KernelRegistrar kLpPool{{.op_type = "LpPool", .since = 1, .until = 18, .dtypes = DTypesOf(PoolFloatTypes{}),
+                               .factory = MakeKernel<LpPoolKernel>}};
+const KernelRegistrar kGlobalAveragePool{{.op_type = "GlobalAveragePool", .since = 1, .until = 18,
+                                          .dtypes = DTypesOf(PoolFloatTypes{}),
+                                          .factory = MakeKernel<GlobalPoolKernel<GlobalKind::kAvg>>}};
+const KernelRegistrar kGlobalMaxPool{{.op_type = "GlobalMaxPool", .since = 1, .until = 18,
+                                      .dtypes = DTypesOf(PoolFloatTypes{}),
+                                      .factory = MakeKernel<GlobalPoolKernel<GlobalKind::kMax>>}};
+const KernelRegistrar kGlobalLpPool{{.op_type = "GlobalLpPool", .since = 1, .until = 18,
+                                     .dtypes = DTypesOf(PoolFloatTypes{}),
+                                     .factory = MakeKernel<GlobalPoolKernel<GlobalKind::kLp>>}};
+const KernelRegistrar kMaxUnpool{{.op_type = "MaxUnpool", .since = 9, .until = 18, .dtypes = DTypesOf(UnpoolTypes{}),
+                                  .factory = MakeKernel<MaxUnpoolKernel>}};
+const KernelRegistrar kMaxRoiPool{{.op_type = "MaxRoiPool", .since = 1, .until = 18,
+                                   .dtypes = DTypesOf(PoolFloatTypes{}), .factory = MakeKernel<MaxRoiPoolKernel>}};
+
+}  // namespace
+}  // namespace strata::cpu

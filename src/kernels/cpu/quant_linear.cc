@@ -1,0 +1,149 @@
+// QuantizeLinear, DequantizeLinear (per-tensor and, from opset 13, per-axis) and DynamicQuantizeLinear.
+#include <cmath>
+
+#include "kernels/cpu/nn_common.h"
+
+namespace strata::cpu {
+namespace {
+
+using QTypes = TypeList<uint8_t, int8_t>;
+
+// Resolves per-tensor vs per-axis quantization: returns (outer, channels, inner) such that element i
+// uses parameter index (i / inner) % channels.
+Status QuantLayout(const Tensor& x, const Tensor& scale, int64_t axis_attr, int64_t opset, int64_t& channels,
+                   int64_t& inner) {
+  channels = 1;
+  inner = 1;
+  if (scale.rank() == 0 || (scale.rank() == 1 && scale.numel() == 1)) return Status::Ok();
+  if (opset < 13) return InvalidArgument("scale must be a scalar before opset 13");
+  if (scale.rank() != 1) return InvalidArgument("scale must be a scalar or 1-D");
+  ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_attr, x.rank(), "axis"));
+  if (x.dim(axis) != scale.numel())
+    return InvalidArgument("scale has " + std::to_string(scale.numel()) + " values but the axis has " +
+                           std::to_string(x.dim(axis)));
+  channels = scale.numel();
+  for (int d = axis + 1; d < x.rank(); ++d) inner *= x.dim(d);
+  return Status::Ok();
+}
+
+class QuantizeLinearKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, {DType::kFloat, DType::kInt32}));
+    axis_ = info.attr_int("axis", 1);
+    opset_ = info.opset();
+    return Status::Ok();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& X = ctx.input_tensor(0);
+    const Tensor& S = ctx.input_tensor(1);
+    const Tensor* Z = ctx.has_input(2) ? &ctx.input_tensor(2) : nullptr;
+    if (S.dtype() != DType::kFloat) return InvalidArgument("QuantizeLinear: y_scale must be float");
+    int64_t channels, inner;
+    RETURN_IF_ERROR(QuantLayout(X, S, axis_, opset_, channels, inner));
+    if (Z && Z->numel() != S.numel()) return InvalidArgument("QuantizeLinear: y_zero_point and y_scale shapes differ");
+    const DType out_dt = Z ? Z->dtype() : DType::kUInt8;
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, out_dt, X.shape()));
+    return Dispatch(QTypes{}, out_dt, [&](auto* tag) -> Status {
+      using Q = std::remove_pointer_t<decltype(tag)>;
+      std::vector<float> zp(static_cast<size_t>(channels), 0.f);
+      if (Z)
+        for (int64_t c = 0; c < channels; ++c) zp[static_cast<size_t>(c)] = static_cast<float>(Z->data<Q>()[c]);
+      const float* s = S.data<float>();
+      const int64_t n = X.numel();
+      Q* y = Y->data<Q>();
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t c = (i / inner) % channels;
+        const float xv = X.dtype() == DType::kFloat ? X.data<float>()[i] : static_cast<float>(X.data<int32_t>()[i]);
+        y[i] = nn::SaturateRound<Q>(static_cast<double>(std::nearbyint(xv / s[c])) + zp[static_cast<size_t>(c)]);
+      }
+      return Status::Ok();
+    });
+  }
+
+ private:
+  int64_t axis_ = 1, opset_ = 13;
+};
+
+using DequantTypes = TypeList<uint8_t, int8_t, int32_t>;
+
+class DequantizeLinearKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(DequantTypes{})));
+    axis_ = info.attr_int("axis", 1);
+    opset_ = info.opset();
+    return Status::Ok();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& X = ctx.input_tensor(0);
+    const Tensor& S = ctx.input_tensor(1);
+    const Tensor* Z = ctx.has_input(2) ? &ctx.input_tensor(2) : nullptr;
+    if (S.dtype() != DType::kFloat) return InvalidArgument("DequantizeLinear: x_scale must be float");
+    if (Z && Z->dtype() != X.dtype()) return InvalidArgument("DequantizeLinear: x_zero_point dtype differs from x");
+    int64_t channels, inner;
+    RETURN_IF_ERROR(QuantLayout(X, S, axis_, opset_, channels, inner));
+    if (Z && Z->numel() != S.numel()) return InvalidArgument("DequantizeLinear: x_zero_point and x_scale shapes differ");
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kFloat, X.shape()));
+    return Dispatch(DequantTypes{}, X.dtype(), [&](auto* tag) -> Status {
+      using Q = std::remove_pointer_t<decltype(tag)>;
+      std::vector<int64_t> zp(static_cast<size_t>(channels), 0);
+      if (Z)
+        for (int64_t c = 0; c < channels; ++c) zp[static_cast<size_t>(c)] = static_cast<int64_t>(Z->data<Q>()[c]);
+      const float* s = S.data<float>();
+      const Q* x = X.data<Q>();
+      float* y = Y->data<float>();
+      const int64_t n = X.numel();
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t c = (i / inner) % channels;
+        y[i] = static_cast<float>(static_cast<int64_t>(x[i]) - zp[static_cast<size_t>(c)]) * s[c];
+      }
+      return Status::Ok();
+    });
+  }
+
+ private:
+  int64_t axis_ = 1, opset_ = 13;
+};
+
+class DynamicQuantizeLinearKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) { return CheckInputDType(info, 0, {DType::kFloat}); }
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& X = ctx.input_tensor(0);
+    if (X.dtype() != DType::kFloat) return InvalidArgument("DynamicQuantizeLinear: x must be float");
+    const float* x = X.data<float>();
+    const int64_t n = X.numel();
+    float lo = 0.f, hi = 0.f;
+    for (int64_t i = 0; i < n; ++i) {
+      lo = std::min(lo, x[i]);
+      hi = std::max(hi, x[i]);
+    }
+    const float scale = (hi - lo) / 255.f;
+    uint8_t zp = 0;
+    if (scale != 0.f) zp = nn::SaturateRound<uint8_t>(static_cast<double>((0.f - lo) / scale));
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kUInt8, X.shape()));
+    ASSIGN_OR_RETURN(Tensor * S, ctx.AllocateOutput(1, DType::kFloat, {}));
+    ASSIGN_OR_RETURN(Tensor * Z, ctx.AllocateOutput(2, DType::kUInt8, {}));
+    S->data<float>()[0] = scale;
+    Z->data<uint8_t>()[0] = zp;
+    uint8_t* y = Y->data<uint8_t>();
+    if (scale == 0.f) return Status::Ok();  // all zeros
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = nn::SaturateRound<uint8_t>(static_cast<double>(std::nearbyint(x[i] / scale)) + zp);
+    return Status::Ok();
+  }
+};
+
+const KernelRegistrar kQuantizeLinear{{.op_type = "QuantizeLinear", .since = 10, .until = 18,
+                                       .dtypes = {DType::kFloat, DType::kInt32},
+                                       .factory = MakeKernel<QuantizeLinearKernel>}};
+const KernelRegistrar kDequantizeLinear{{.op_type = "DequantizeLinear", .since = 10, .until = 18,
+                                         .dtypes = DTypesOf(DequantTypes{}),
+                                         .factory = MakeKernel<DequantizeLinearKernel>}};
+const KernelRegistrar kDynamicQuantizeLinear{{.op_type = "DynamicQuantizeLinear", .since = 11, .until = 18,
+                                              .dtypes = {DType::kFloat},
+                                              .factory = MakeKernel<DynamicQuantizeLinearKernel>}};
+
+}  // namespace
+}  // namespace strata::cpu

@@ -1,0 +1,146 @@
+// A generic strided reduction engine shared by the Reduce* kernels and normalisations.
+//
+// The input shape is simplified first: size-1 dims are dropped and neighbouring dims that are
+// both reduced (or both kept) are merged. The common layouts then get tight loops:
+//   [K, R]      each output is a contiguous row (multi-accumulator loop the compiler vectorises)
+//   [K1, R, K2] each output row of K2 accumulates contiguous slices (vectorised over K2)
+// and everything else falls back to an odometer walk with the innermost dimension as a tight loop.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "core/status.h"
+#include "core/tensor.h"
+
+namespace strata::cpu {
+
+struct ReducePlan {
+  std::vector<int64_t> dims;    // simplified input dims
+  std::vector<char> reduced;    // per simplified dim
+  int64_t out_numel = 1;        // elements in the output
+  int64_t count = 1;            // elements reduced into each output
+  bool empty_input = false;     // some input dim is 0
+  Shape out_shape_keep;         // output shape with reduced dims kept as 1
+  Shape out_shape_drop;         // output shape with reduced dims removed
+};
+
+// `axes` are already normalised to [0, rank); duplicates are tolerated.
+inline ReducePlan MakeReducePlan(const Shape& in, const std::vector<int>& axes) {
+  ReducePlan p;
+  const size_t rank = in.size();
+  std::vector<char> red(rank, 0);
+  for (int a : axes) red[static_cast<size_t>(a)] = 1;
+  for (size_t i = 0; i < rank; ++i) {
+    const int64_t d = in[i];
+    if (red[i]) {
+      p.out_shape_keep.push_back(1);
+      p.count *= d;
+    } else {
+      p.out_shape_keep.push_back(d);
+      p.out_shape_drop.push_back(d);
+      p.out_numel *= d;
+    }
+    if (d == 0) p.empty_input = true;
+    if (d == 1) continue;
+    if (!p.dims.empty() && p.reduced.back() == red[i]) {
+      p.dims.back() *= d;
+    } else {
+      p.dims.push_back(d);
+      p.reduced.push_back(red[i]);
+    }
+  }
+  if (p.dims.empty()) {
+    p.dims.push_back(1);
+    p.reduced.push_back(0);
+  }
+  return p;
+}
+
+// Reduces one contiguous row with several independent accumulators (vectorisable).
+template <typename Acc, typename In, typename Pre, typename Comb>
+inline Acc ReduceRow(const In* x, int64_t n, Acc init, int64_t o, const Pre& pre, const Comb& comb) {
+  constexpr int kW = 16;
+  int64_t i = 0;
+  Acc a = init;
+  if (n >= 2 * kW) {
+    Acc p[kW];
+    for (int j = 0; j < kW; ++j) p[j] = init;
+    for (; i + kW <= n; i += kW)
+      for (int j = 0; j < kW; ++j) p[j] = comb(p[j], pre(static_cast<Acc>(x[i + j]), o));
+    for (int j = 0; j < kW; ++j) a = comb(a, p[j]);
+  }
+  for (; i < n; ++i) a = comb(a, pre(static_cast<Acc>(x[i]), o));
+  return a;
+}
+
+// acc[o] = comb(acc[o], pre(x, o)) over all x that reduce into o. `acc` holds plan.out_numel
+// values, initialised by the caller (usually to the identity).
+// pre(Acc value, int64_t out_index) -> Acc; comb(Acc, Acc) -> Acc.
+template <typename Acc, typename In, typename Pre, typename Comb>
+void ReduceInto(const ReducePlan& plan, const In* x, Acc* acc, Acc init, const Pre& pre, const Comb& comb) {
+  if (plan.empty_input) return;
+  const auto& d = plan.dims;
+  const auto& r = plan.reduced;
+  const size_t n = d.size();
+  const int64_t total = plan.out_numel * plan.count;
+  if (n == 1 && !r[0]) {  // nothing reduced: elementwise
+#pragma omp parallel for if (total > (1 << 16))
+    for (int64_t i = 0; i < total; ++i) acc[i] = comb(acc[i], pre(static_cast<Acc>(x[i]), i));
+    return;
+  }
+  if (r[n - 1] && (n == 1 || (n == 2 && !r[0]))) {  // [K, R]
+    const int64_t K = n == 1 ? 1 : d[0], R = d[n - 1];
+#pragma omp parallel for if (total > (1 << 16) && K > 1)
+    for (int64_t k = 0; k < K; ++k) acc[k] = comb(acc[k], ReduceRow<Acc>(x + k * R, R, init, k, pre, comb));
+    return;
+  }
+  if (!r[n - 1] && (n == 2 || (n == 3 && !r[0]))) {  // [R, K2] or [K1, R, K2]
+    const int64_t K1 = n == 2 ? 1 : d[0], R = d[n - 2], K2 = d[n - 1];
+    constexpr int64_t kChunk = 1024;
+    const int64_t chunks = (K2 + kChunk - 1) / kChunk;
+#pragma omp parallel for if (total > (1 << 16) && K1 * chunks > 1)
+    for (int64_t job = 0; job < K1 * chunks; ++job) {
+      const int64_t k1 = job / chunks, c0 = (job % chunks) * kChunk, c1 = std::min(K2, c0 + kChunk);
+      Acc* a = acc + k1 * K2;
+      const In* xb = x + k1 * R * K2;
+      for (int64_t j = 0; j < R; ++j) {
+        const In* xr = xb + j * K2;
+        for (int64_t c = c0; c < c1; ++c) a[c] = comb(a[c], pre(static_cast<Acc>(xr[c]), k1 * K2 + c));
+      }
+    }
+    return;
+  }
+  // General: odometer over all but the last simplified dim.
+  std::vector<int64_t> ostride(n, 0);
+  int64_t s = 1;
+  for (size_t i = n; i-- > 0;) {
+    if (!r[i]) {
+      ostride[i] = s;
+      s *= d[i];
+    }
+  }
+  const int64_t L = d[n - 1];
+  const bool last_red = r[n - 1];
+  std::vector<int64_t> idx(n, 0);
+  int64_t o = 0;
+  for (int64_t p = 0; p < total; p += L) {
+    if (last_red) {
+      acc[o] = comb(acc[o], ReduceRow<Acc>(x + p, L, init, o, pre, comb));
+    } else {
+      Acc* a = acc + o;
+      const In* xr = x + p;
+      for (int64_t k = 0; k < L; ++k) a[k] = comb(a[k], pre(static_cast<Acc>(xr[k]), o + k));
+    }
+    for (size_t i = n - 1; i-- > 0;) {
+      ++idx[i];
+      o += ostride[i];
+      if (idx[i] < d[i]) break;
+      o -= ostride[i] * d[i];
+      idx[i] = 0;
+    }
+  }
+}
+
+}  // namespace strata::cpu

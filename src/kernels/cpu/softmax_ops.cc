@@ -1,0 +1,162 @@
+// Softmax, LogSoftmax, Hardmax (opsets 1..18).
+//
+// Before opset 13 the input is coerced to 2-D at `axis` (default 1) and the op works on rows;
+// from opset 13 it works along the single axis `axis` (default -1). Either way the data is viewed
+// as [outer, L, inner] and normalised along L. Softmax subtracts the maximum for stability.
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/softmax_math.h"
+
+namespace strata::cpu {
+namespace {
+
+enum class SM { kSoftmax, kLogSoftmax, kHardmax };
+
+// One [L, inner] block. buf holds L*inner compute values (scratch); m and s hold `inner` values.
+template <SM M, typename T>
+void SoftmaxBlock(const T* x, T* y, int64_t L, int64_t inner, ComputeType<T>* buf, ComputeType<T>* m,
+                  ComputeType<T>* s) {
+  using C = ComputeType<T>;
+  const int64_t n = L * inner;
+  if constexpr (M == SM::kHardmax) {
+    for (int64_t j = 0; j < inner; ++j) {
+      int64_t best = 0;
+      C bv = static_cast<C>(x[j]);
+      for (int64_t l = 1; l < L; ++l) {
+        const C v = static_cast<C>(x[l * inner + j]);
+        if (v > bv) {
+          bv = v;
+          best = l;
+        }
+      }
+      for (int64_t l = 0; l < L; ++l) y[l * inner + j] = T(static_cast<C>(l == best ? 1 : 0));
+    }
+    return;
+  } else {
+    if (inner == 1) {
+      C mx = -std::numeric_limits<C>::infinity();
+      for (int64_t i = 0; i < n; ++i) {
+        const C v = static_cast<C>(x[i]);
+        mx = v > mx ? v : mx;
+      }
+      C sum = 0;
+      if constexpr (M == SM::kSoftmax) {
+        for (int64_t i = 0; i < n; ++i) buf[i] = VecExp(static_cast<C>(x[i]) - mx);
+        for (int64_t i = 0; i < n; ++i) sum += buf[i];
+        const C inv = C(1) / sum;
+        for (int64_t i = 0; i < n; ++i) y[i] = T(buf[i] * inv);
+      } else {
+        for (int64_t i = 0; i < n; ++i) buf[i] = static_cast<C>(x[i]) - mx;
+        for (int64_t i = 0; i < n; ++i) sum += VecExp(buf[i]);
+        const C ls = std::log(sum);
+        for (int64_t i = 0; i < n; ++i) y[i] = T(buf[i] - ls);
+      }
+      return;
+    }
+    for (int64_t j = 0; j < inner; ++j) {
+      m[j] = -std::numeric_limits<C>::infinity();
+      s[j] = 0;
+    }
+    for (int64_t l = 0; l < L; ++l) {
+      const T* xr = x + l * inner;
+      for (int64_t j = 0; j < inner; ++j) {
+        const C v = static_cast<C>(xr[j]);
+        m[j] = v > m[j] ? v : m[j];
+      }
+    }
+    for (int64_t l = 0; l < L; ++l) {
+      const T* xr = x + l * inner;
+      C* br = buf + l * inner;
+      if constexpr (M == SM::kSoftmax) {
+        for (int64_t j = 0; j < inner; ++j) {
+          br[j] = VecExp(static_cast<C>(xr[j]) - m[j]);
+          s[j] += br[j];
+        }
+      } else {
+        for (int64_t j = 0; j < inner; ++j) {
+          br[j] = static_cast<C>(xr[j]) - m[j];
+          s[j] += VecExp(br[j]);
+        }
+      }
+    }
+    for (int64_t j = 0; j < inner; ++j) s[j] = M == SM::kSoftmax ? C(1) / s[j] : std::log(s[j]);
+    for (int64_t l = 0; l < L; ++l) {
+      const C* br = buf + l * inner;
+      T* yr = y + l * inner;
+      if constexpr (M == SM::kSoftmax) {
+        for (int64_t j = 0; j < inner; ++j) yr[j] = T(br[j] * s[j]);
+      } else {
+        for (int64_t j = 0; j < inner; ++j) yr[j] = T(br[j] - s[j]);
+      }
+    }
+  }
+}
+
+template <SM M, typename T>
+void RunSoftmax(const T* x, T* y, int64_t outer, int64_t L, int64_t inner) {
+  using C = ComputeType<T>;
+  const int64_t block = L * inner;
+#pragma omp parallel if (outer > 1 && outer * block > (1 << 15))
+  {
+    std::vector<C> buf(static_cast<size_t>(M == SM::kHardmax ? 0 : block));
+    std::vector<C> ms(static_cast<size_t>(2 * inner));
+#pragma omp for
+    for (int64_t o = 0; o < outer; ++o)
+      SoftmaxBlock<M, T>(x + o * block, y + o * block, L, inner, buf.data(), ms.data(), ms.data() + inner);
+  }
+}
+
+template <SM M>
+class SoftmaxKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    coerce_2d_ = info.opset() < 13;
+    axis_ = info.attr_int("axis", coerce_2d_ ? 1 : -1);
+    return CheckInputDType(info, 0, DTypesOf(FloatTypes{}));
+  }
+
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& x = ctx.input_tensor(0);
+    const int rank = x.rank();
+    int64_t outer = 1, L = 1, inner = 1;
+    if (coerce_2d_) {
+      if (axis_ < -rank || axis_ > rank)
+        return InvalidArgument("axis " + std::to_string(axis_) + " is out of range for rank " + std::to_string(rank));
+      const int a = static_cast<int>(axis_ < 0 ? axis_ + rank : axis_);
+      for (int i = 0; i < rank; ++i) (i < a ? outer : L) *= x.dim(i);
+    } else {
+      CHECK_ARG(rank >= 1, "input must have rank >= 1");
+      ASSIGN_OR_RETURN(int a, NormalizeAxis(axis_, rank));
+      for (int i = 0; i < rank; ++i) {
+        if (i < a) outer *= x.dim(i);
+        else if (i == a) L = x.dim(i);
+        else inner *= x.dim(i);
+      }
+    }
+    ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), x.shape()));
+    if (x.numel() == 0) return Status::Ok();
+    return Dispatch(FloatTypes{}, x.dtype(), [&](auto* tag) {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      RunSoftmax<M, T>(x.data<T>(), y->data<T>(), outer, L, inner);
+      return Status::Ok();
+    });
+  }
+
+ private:
+  bool coerce_2d_ = false;
+  int64_t axis_ = -1;
+};
+
+const KernelRegistrar kSoftmax{{.op_type = "Softmax", .since = 1, .until = 18, .dtypes = DTypesOf(FloatTypes{}),
+                                .factory = MakeKernel<SoftmaxKernel<SM::kSoftmax>>}};
+const KernelRegistrar kLogSoftmax{{.op_type = "LogSoftmax", .since = 1, .until = 18,
+                                   .dtypes = DTypesOf(FloatTypes{}),
+                                   .factory = MakeKernel<SoftmaxKernel<SM::kLogSoftmax>>}};
+const KernelRegistrar kHardmax{{.op_type = "Hardmax", .since = 1, .until = 18, .dtypes = DTypesOf(FloatTypes{}),
+                                .factory = MakeKernel<SoftmaxKernel<SM::kHardmax>>}};
+
+}  // namespace
+}  // namespace strata::cpu

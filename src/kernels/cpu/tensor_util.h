@@ -1,0 +1,111 @@
+// Helpers shared by the tensor-manipulation kernels (tensor_*.cc): dtype dispatch by element
+// size for pure data movement, strided copies, and small index utilities.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/cpu/common.h"
+
+namespace strata::cpu::tensor {
+
+// 16-byte plain element (complex128) for size-based dispatch.
+struct Pod16 {
+  uint64_t a, b;
+};
+
+// Calls f with a T* tag where T is an unsigned integer of the element size (or Pod16, or
+// std::string for strings). For kernels that only move elements around.
+template <typename F>
+Status DispatchBySize(DType dt, F&& f) {
+  if (dt == DType::kString) return f(static_cast<std::string*>(nullptr));
+  switch (DTypeSize(dt)) {
+    case 1: return f(static_cast<uint8_t*>(nullptr));
+    case 2: return f(static_cast<uint16_t*>(nullptr));
+    case 4: return f(static_cast<uint32_t*>(nullptr));
+    case 8: return f(static_cast<uint64_t*>(nullptr));
+    case 16: return f(static_cast<Pod16*>(nullptr));
+    default: return Unsupported("dtype " + std::string(DTypeName(dt)) + " is not supported here");
+  }
+}
+
+// Copies n elements; memcpy for trivially copyable types.
+template <typename T>
+inline void CopyN(const T* src, int64_t n, T* dst) {
+  if constexpr (std::is_trivially_copyable_v<T>) {
+    if (n > 0) std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(T));
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+  }
+}
+
+// Generic rank-N strided gather: out (contiguous, shape `shape`) [i] = in[sum idx_d * in_strides_d + base].
+// The innermost dimension is a tight loop; when its stride is 1 it becomes a block copy.
+template <typename T>
+void StridedCopy(const T* in, int64_t base, const Shape& shape, const std::vector<int64_t>& in_strides, T* out) {
+  const int rank = static_cast<int>(shape.size());
+  const int64_t total = NumElements(shape);
+  if (total == 0) return;
+  if (rank == 0) { out[0] = in[base]; return; }
+  const int64_t inner = shape[static_cast<size_t>(rank - 1)];
+  const int64_t is = in_strides[static_cast<size_t>(rank - 1)];
+  std::vector<int64_t> idx(static_cast<size_t>(rank), 0);
+  int64_t off = base;
+  for (int64_t o = 0; o < total; o += inner) {
+    if (is == 1) {
+      CopyN(in + off, inner, out + o);
+    } else {
+      const T* src = in + off;
+      T* dst = out + o;
+      for (int64_t k = 0; k < inner; ++k) dst[k] = src[k * is];
+    }
+    for (int d = rank - 2; d >= 0; --d) {
+      const auto ud = static_cast<size_t>(d);
+      ++idx[ud];
+      off += in_strides[ud];
+      if (idx[ud] < shape[ud]) break;
+      off -= in_strides[ud] * shape[ud];
+      idx[ud] = 0;
+    }
+  }
+}
+
+// Shape/strides simplification: drops size-1 dims and merges dims that are contiguous in the input.
+inline void CoalesceDims(Shape& shape, std::vector<int64_t>& strides) {
+  Shape s;
+  std::vector<int64_t> st;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == 1) continue;
+    if (!s.empty() && st.back() == strides[i] * shape[i]) {
+      s.back() *= shape[i];
+      st.back() = strides[i];
+    } else {
+      s.push_back(shape[i]);
+      st.push_back(strides[i]);
+    }
+  }
+  shape = std::move(s);
+  strides = std::move(st);
+}
+
+inline std::string ToStr(const std::vector<int64_t>& v) { return ShapeToString(v); }
+
+// Wraps an index in [-n, n) into [0, n); returns false when out of range.
+inline bool WrapIndex(int64_t& i, int64_t n) {
+  if (i < -n || i >= n) return false;
+  if (i < 0) i += n;
+  return true;
+}
+
+// Reads an optional integer input (returns empty `present=false` when absent).
+inline Result<std::vector<int64_t>> ReadIntsInput(const KernelContext& ctx, int i, const char* name) {
+  const Tensor& t = ctx.input_tensor(i);
+  auto r = ReadInt64s(t);
+  if (!r.ok()) return InvalidArgument(ctx.Where() + "input '" + name + "': " + r.status().message());
+  return r;
+}
+
+}  // namespace strata::cpu::tensor
