@@ -50,6 +50,7 @@ class GraphCompiler {
     return parent_ ? parent_->ConstOf(name) : nullptr;
   }
   const ir::Model& model() const { return model_; }
+  const ir::Graph& graph() const { return graph_; }
 
  private:
   int NewSlot(const std::string& name) {
@@ -106,6 +107,7 @@ class CompileInfo final : public KernelInfo {
   const Tensor* constant_input(int i) const override {
     return input_present(i) ? c_.ConstOf(node_->inputs[static_cast<size_t>(i)]) : nullptr;
   }
+  const ir::Graph& graph() const override { return c_.graph(); }
   Result<std::shared_ptr<CompiledGraph>> CompileSubgraph(const ir::Graph& body) const override {
     GraphCompiler sub(c_.model(), body, &c_);
     return sub.Compile();

@@ -53,8 +53,9 @@ class KernelInfo {
   virtual const ir::TypeInfo* output_type(int i) const = 0;
   // Value of input i when it is an initializer or a constant (nullptr otherwise).
   virtual const Tensor* constant_input(int i) const = 0;
+  // The graph this node belongs to (ops like Gradient differentiate parts of it).
+  virtual const ir::Graph& graph() const = 0;
   // Compiles a graph attribute; the body may read values of the enclosing scopes.
-  // `input_types` seeds the body's input types where its own declarations lack them.
   virtual Result<std::shared_ptr<CompiledGraph>> CompileSubgraph(const ir::Graph& body) const = 0;
 
   // "node 'x' (Op, opset N): " prefix for error messages.
