@@ -37,17 +37,15 @@ Status WriteDoubles(Tensor* t, const std::vector<double>& v) {
   });
 }
 
-// Mean and population variance of a contiguous run (two passes, double accumulation).
+// Mean and population variance of a contiguous run (two passes, double accumulation with
+// independent partial sums so the loops vectorise).
 template <typename T>
 inline void MeanVar(const T* x, int64_t n, double& mean, double& var) {
-  double s = 0;
-  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(static_cast<ComputeType<T>>(x[i]));
+  auto plus = [](double a, double b) { return a + b; };
+  const double s = ReduceRow<double>(x, n, 0.0, 0, [](double v, int64_t) { return v; }, plus);
   mean = n > 0 ? s / static_cast<double>(n) : 0.0;
-  double q = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double d = static_cast<double>(static_cast<ComputeType<T>>(x[i])) - mean;
-    q += d * d;
-  }
+  const double m = mean;
+  const double q = ReduceRow<double>(x, n, 0.0, 0, [m](double v, int64_t) { return (v - m) * (v - m); }, plus);
   var = n > 0 ? q / static_cast<double>(n) : 0.0;
 }
 

@@ -36,23 +36,27 @@ void SoftmaxBlock(const T* x, T* y, int64_t L, int64_t inner, ComputeType<T>* bu
     }
     return;
   } else {
+    // Work on compute-type values: the input itself for float/double, a converted copy otherwise.
+    const C* xs;
+    if constexpr (std::is_same_v<T, C>) {
+      xs = x;
+    } else {
+      for (int64_t i = 0; i < n; ++i) buf[i] = static_cast<C>(x[i]);
+      xs = buf;
+    }
     if (inner == 1) {
-      C mx = -std::numeric_limits<C>::infinity();
-      for (int64_t i = 0; i < n; ++i) {
-        const C v = static_cast<C>(x[i]);
-        mx = v > mx ? v : mx;
-      }
-      C sum = 0;
+      const C mx = RowMax(xs, n);
       if constexpr (M == SM::kSoftmax) {
-        for (int64_t i = 0; i < n; ++i) buf[i] = VecExp(static_cast<C>(x[i]) - mx);
-        for (int64_t i = 0; i < n; ++i) sum += buf[i];
-        const C inv = C(1) / sum;
-        for (int64_t i = 0; i < n; ++i) y[i] = T(buf[i] * inv);
+        C* e = std::is_same_v<T, C> ? reinterpret_cast<C*>(y) : buf;
+        const C inv = C(1) / ExpShiftSum<true>(xs, mx, e, n);
+        if constexpr (std::is_same_v<T, C>) {
+          for (int64_t i = 0; i < n; ++i) e[i] *= inv;
+        } else {
+          for (int64_t i = 0; i < n; ++i) y[i] = T(e[i] * inv);
+        }
       } else {
-        for (int64_t i = 0; i < n; ++i) buf[i] = static_cast<C>(x[i]) - mx;
-        for (int64_t i = 0; i < n; ++i) sum += VecExp(buf[i]);
-        const C ls = std::log(sum);
-        for (int64_t i = 0; i < n; ++i) y[i] = T(buf[i] - ls);
+        const C sh = mx + std::log(ExpShiftSum<false>(xs, mx, nullptr, n));
+        for (int64_t i = 0; i < n; ++i) y[i] = T(xs[i] - sh);
       }
       return;
     }
@@ -60,36 +64,24 @@ void SoftmaxBlock(const T* x, T* y, int64_t L, int64_t inner, ComputeType<T>* bu
       m[j] = -std::numeric_limits<C>::infinity();
       s[j] = 0;
     }
-    for (int64_t l = 0; l < L; ++l) {
-      const T* xr = x + l * inner;
-      for (int64_t j = 0; j < inner; ++j) {
-        const C v = static_cast<C>(xr[j]);
-        m[j] = v > m[j] ? v : m[j];
+    for (int64_t l = 0; l < L; ++l) MaxInto(xs + l * inner, m, inner);
+    // e = exp(x - m) goes to the output (float/double) or to buf (converted in place).
+    C* e = std::is_same_v<T, C> ? reinterpret_cast<C*>(y) : buf;
+    for (int64_t l = 0; l < L; ++l)
+      ExpShiftAccum<M == SM::kSoftmax>(xs + l * inner, m, e + l * inner, s, inner);
+    if constexpr (M == SM::kSoftmax) {
+      for (int64_t j = 0; j < inner; ++j) s[j] = C(1) / s[j];
+      for (int64_t l = 0; l < L; ++l) {
+        const C* er = e + l * inner;
+        T* yr = y + l * inner;
+        for (int64_t j = 0; j < inner; ++j) yr[j] = T(er[j] * s[j]);
       }
-    }
-    for (int64_t l = 0; l < L; ++l) {
-      const T* xr = x + l * inner;
-      C* br = buf + l * inner;
-      if constexpr (M == SM::kSoftmax) {
-        for (int64_t j = 0; j < inner; ++j) {
-          br[j] = VecExp(static_cast<C>(xr[j]) - m[j]);
-          s[j] += br[j];
-        }
-      } else {
-        for (int64_t j = 0; j < inner; ++j) {
-          br[j] = static_cast<C>(xr[j]) - m[j];
-          s[j] += VecExp(br[j]);
-        }
-      }
-    }
-    for (int64_t j = 0; j < inner; ++j) s[j] = M == SM::kSoftmax ? C(1) / s[j] : std::log(s[j]);
-    for (int64_t l = 0; l < L; ++l) {
-      const C* br = buf + l * inner;
-      T* yr = y + l * inner;
-      if constexpr (M == SM::kSoftmax) {
-        for (int64_t j = 0; j < inner; ++j) yr[j] = T(br[j] * s[j]);
-      } else {
-        for (int64_t j = 0; j < inner; ++j) yr[j] = T(br[j] - s[j]);
+    } else {
+      for (int64_t j = 0; j < inner; ++j) s[j] = m[j] + std::log(s[j]);
+      for (int64_t l = 0; l < L; ++l) {
+        const C* xr = xs + l * inner;
+        T* yr = y + l * inner;
+        for (int64_t j = 0; j < inner; ++j) yr[j] = T(xr[j] - s[j]);
       }
     }
   }
@@ -101,7 +93,7 @@ void RunSoftmax(const T* x, T* y, int64_t outer, int64_t L, int64_t inner) {
   const int64_t block = L * inner;
 #pragma omp parallel if (outer > 1 && outer * block > (1 << 15))
   {
-    std::vector<C> buf(static_cast<size_t>(M == SM::kHardmax ? 0 : block));
+    std::vector<C> buf(static_cast<size_t>(M == SM::kHardmax || std::is_same_v<T, C> ? 0 : block));
     std::vector<C> ms(static_cast<size_t>(2 * inner));
 #pragma omp for
     for (int64_t o = 0; o < outer; ++o)

@@ -5,6 +5,7 @@
 // separably, one axis at a time, in float (double for double inputs).
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "kernels/cpu/tensor_util.h"
 
@@ -212,50 +213,78 @@ Status RunResize(KernelContext& ctx, const ResizeParams& p, const Tensor& x, con
                                      std::is_same_v<T, uint64_t> || std::is_same_v<T, int32_t> ||
                                      std::is_same_v<T, uint32_t>,
                                  double, float>;
+    constexpr bool kDirect = std::is_same_v<T, C>;  // input/output can be used in place of scratch buffers
+    std::vector<int> passes;
+    for (int d = 0; d < r; ++d)
+      if (!plans[static_cast<size_t>(d)].identity) passes.push_back(d);
+    T* o = y->data<T>();
     const T* in = x.data<T>();
-    std::vector<C> cur(static_cast<size_t>(x.numel()));
-    for (size_t i = 0; i < cur.size(); ++i) cur[i] = static_cast<C>(static_cast<ComputeType<T>>(in[i]));
+    std::unique_ptr<C[]> conv, buf_a, buf_b;
+    const C* cur;
+    if constexpr (kDirect) {
+      cur = in;
+    } else {
+      conv.reset(new C[static_cast<size_t>(x.numel())]);
+      for (int64_t i = 0; i < x.numel(); ++i) conv[static_cast<size_t>(i)] = static_cast<C>(static_cast<ComputeType<T>>(in[i]));
+      cur = conv.get();
+    }
+    if (passes.empty()) {
+      for (int64_t i = 0; i < y->numel(); ++i) o[i] = FromCompute<T>(cur[i]);
+      return Status::Ok();
+    }
     Shape shape = x.shape();
-    std::vector<C> next;
     const C extrap = static_cast<C>(p.extrapolation);
-    for (int d = 0; d < r; ++d) {
+    for (size_t pi = 0; pi < passes.size(); ++pi) {
+      const int d = passes[pi];
       const AxisPlan& a = plans[static_cast<size_t>(d)];
-      if (a.identity) continue;
       int64_t outer = 1, inner = 1;
       for (int e = 0; e < d; ++e) outer *= shape[static_cast<size_t>(e)];
       for (int e = d + 1; e < r; ++e) inner *= shape[static_cast<size_t>(e)];
-      next.assign(static_cast<size_t>(outer * a.out * inner), C(0));
+      const bool last_pass = pi + 1 == passes.size();
+      C* dst_base = nullptr;
+      if constexpr (kDirect) {
+        if (last_pass) dst_base = o;
+      }
+      if (!kDirect || !last_pass) {
+        auto& buf = (pi % 2 == 0) ? buf_a : buf_b;
+        buf.reset(new C[static_cast<size_t>(outer * a.out * inner)]);
+        dst_base = buf.get();
+      }
       const auto taps = static_cast<size_t>(a.taps);
       std::vector<C> wc(a.w.size());
       for (size_t i = 0; i < wc.size(); ++i) wc[i] = static_cast<C>(a.w[i]);
-      for (int64_t b = 0; b < outer; ++b) {
-        const C* src = cur.data() + b * a.in * inner;
-        for (int64_t j = 0; j < a.out; ++j) {
-          C* dst = next.data() + (b * a.out + j) * inner;
-          if (a.outside[static_cast<size_t>(j)]) {
-            for (int64_t k = 0; k < inner; ++k) dst[k] = extrap;
-            continue;
-          }
-          const size_t base = static_cast<size_t>(j) * taps;
-          if (inner == 1) {
-            C acc = 0;
-            for (size_t t = 0; t < taps; ++t) acc += wc[base + t] * src[a.idx[base + t]];
-            dst[0] = acc;
-          } else {
-            for (size_t t = 0; t < taps; ++t) {
-              const C wt = wc[base + t];
-              if (wt == 0) continue;
-              const C* row = src + a.idx[base + t] * inner;
-              for (int64_t k = 0; k < inner; ++k) dst[k] += wt * row[k];
-            }
+      const int64_t rows = outer * a.out;
+      const C* src_all = cur;
+#pragma omp parallel for if (rows * inner > (1 << 15)) schedule(static)
+      for (int64_t row = 0; row < rows; ++row) {
+        const int64_t b = row / a.out, j = row % a.out;
+        const C* src = src_all + b * a.in * inner;
+        C* dst = dst_base + row * inner;
+        if (a.outside[static_cast<size_t>(j)]) {
+          for (int64_t k = 0; k < inner; ++k) dst[k] = extrap;
+          continue;
+        }
+        const size_t base = static_cast<size_t>(j) * taps;
+        if (inner == 1) {
+          C acc = 0;
+          for (size_t t = 0; t < taps; ++t) acc += wc[base + t] * src[a.idx[base + t]];
+          dst[0] = acc;
+        } else {
+          for (int64_t k = 0; k < inner; ++k) dst[k] = C(0);
+          for (size_t t = 0; t < taps; ++t) {
+            const C wt = wc[base + t];
+            if (wt == 0) continue;
+            const C* srow = src + a.idx[base + t] * inner;
+            for (int64_t k = 0; k < inner; ++k) dst[k] += wt * srow[k];
           }
         }
       }
       shape[static_cast<size_t>(d)] = a.out;
-      cur.swap(next);
+      cur = dst_base;
     }
-    T* o = y->data<T>();
-    for (size_t i = 0; i < cur.size(); ++i) o[i] = FromCompute<T>(cur[i]);
+    if constexpr (!kDirect) {
+      for (int64_t i = 0; i < y->numel(); ++i) o[i] = FromCompute<T>(cur[i]);
+    }
     return Status::Ok();
   });
 }

@@ -42,24 +42,28 @@ inline void CopyN(const T* src, int64_t n, T* dst) {
   }
 }
 
-// Generic rank-N strided gather: out (contiguous, shape `shape`) [i] = in[sum idx_d * in_strides_d + base].
-// The innermost dimension is a tight loop; when its stride is 1 it becomes a block copy.
+// Copies rows [row_begin, row_end) of a rank-N strided gather (a row = the innermost output dimension).
 template <typename T>
-void StridedCopy(const T* in, int64_t base, const Shape& shape, const std::vector<int64_t>& in_strides, T* out) {
+void StridedCopyRows(const T* in, int64_t base, const Shape& shape, const std::vector<int64_t>& in_strides, T* out,
+                     int64_t row_begin, int64_t row_end) {
   const int rank = static_cast<int>(shape.size());
-  const int64_t total = NumElements(shape);
-  if (total == 0) return;
-  if (rank == 0) { out[0] = in[base]; return; }
   const int64_t inner = shape[static_cast<size_t>(rank - 1)];
   const int64_t is = in_strides[static_cast<size_t>(rank - 1)];
   std::vector<int64_t> idx(static_cast<size_t>(rank), 0);
   int64_t off = base;
-  for (int64_t o = 0; o < total; o += inner) {
+  int64_t rem = row_begin;
+  for (int d = rank - 2; d >= 0; --d) {
+    const auto ud = static_cast<size_t>(d);
+    idx[ud] = rem % shape[ud];
+    rem /= shape[ud];
+    off += idx[ud] * in_strides[ud];
+  }
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const T* src = in + off;
+    T* dst = out + row * inner;
     if (is == 1) {
-      CopyN(in + off, inner, out + o);
+      CopyN(src, inner, dst);
     } else {
-      const T* src = in + off;
-      T* dst = out + o;
       for (int64_t k = 0; k < inner; ++k) dst[k] = src[k * is];
     }
     for (int d = rank - 2; d >= 0; --d) {
@@ -71,6 +75,79 @@ void StridedCopy(const T* in, int64_t base, const Shape& shape, const std::vecto
       idx[ud] = 0;
     }
   }
+}
+
+// 2-D tiled transpose-like copy for when the innermost output dimension is strided in the input but
+// some other output dimension `a` is contiguous (stride 1) in the input: moves 32x32 tiles of (a, last).
+template <typename T>
+void TiledCopy(const T* in, int64_t base, const Shape& shape, const std::vector<int64_t>& in_strides, T* out, int a) {
+  const int rank = static_cast<int>(shape.size());
+  const int last = rank - 1;
+  const int64_t n_last = shape[static_cast<size_t>(last)], n_a = shape[static_cast<size_t>(a)];
+  const int64_t s_last = in_strides[static_cast<size_t>(last)];
+  const std::vector<int64_t> os = ContiguousStrides(shape);
+  const int64_t os_a = os[static_cast<size_t>(a)];
+  // Remaining dims (all except a and last) enumerate independent planes.
+  Shape rest;
+  std::vector<int64_t> rin, rout;
+  for (int d = 0; d < last; ++d) {
+    if (d == a) continue;
+    rest.push_back(shape[static_cast<size_t>(d)]);
+    rin.push_back(in_strides[static_cast<size_t>(d)]);
+    rout.push_back(os[static_cast<size_t>(d)]);
+  }
+  const int64_t planes = NumElements(rest);
+  constexpr int64_t kTile = 32;
+#pragma omp parallel for if (planes * n_a * n_last > (1 << 16)) schedule(static)
+  for (int64_t p = 0; p < planes; ++p) {
+    int64_t ioff = base, ooff = 0, rem = p;
+    for (int d = static_cast<int>(rest.size()) - 1; d >= 0; --d) {
+      const auto ud = static_cast<size_t>(d);
+      const int64_t i = rem % rest[ud];
+      rem /= rest[ud];
+      ioff += i * rin[ud];
+      ooff += i * rout[ud];
+    }
+    for (int64_t i0 = 0; i0 < n_a; i0 += kTile) {
+      const int64_t i1 = i0 + kTile < n_a ? i0 + kTile : n_a;
+      for (int64_t j0 = 0; j0 < n_last; j0 += kTile) {
+        const int64_t j1 = j0 + kTile < n_last ? j0 + kTile : n_last;
+        for (int64_t i = i0; i < i1; ++i) {
+          const T* src = in + ioff + i;
+          T* dst = out + ooff + i * os_a;
+          for (int64_t j = j0; j < j1; ++j) dst[j] = src[j * s_last];
+        }
+      }
+    }
+  }
+}
+
+// Generic rank-N strided gather: out (contiguous, shape `shape`) [i] = in[sum idx_d * in_strides_d + base].
+// The innermost dimension is a tight loop; when its stride is 1 it becomes a block copy.
+template <typename T>
+void StridedCopy(const T* in, int64_t base, const Shape& shape, const std::vector<int64_t>& in_strides, T* out) {
+  const int rank = static_cast<int>(shape.size());
+  const int64_t total = NumElements(shape);
+  if (total == 0) return;
+  if (rank == 0) { out[0] = in[base]; return; }
+  const int64_t inner = shape[static_cast<size_t>(rank - 1)];
+  if (in_strides[static_cast<size_t>(rank - 1)] != 1 && total >= 4096) {
+    for (int d = rank - 2; d >= 0; --d)
+      if (in_strides[static_cast<size_t>(d)] == 1 && shape[static_cast<size_t>(d)] >= 8 && inner >= 8) {
+        TiledCopy(in, base, shape, in_strides, out, d);
+        return;
+      }
+  }
+  const int64_t rows = total / inner;
+  constexpr int64_t kParallelElems = 1 << 17;
+  if (total < kParallelElems || rows < 2) {
+    StridedCopyRows(in, base, shape, in_strides, out, 0, rows);
+    return;
+  }
+  const int64_t chunks = rows < 64 ? rows : 64;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c)
+    StridedCopyRows(in, base, shape, in_strides, out, rows * c / chunks, rows * (c + 1) / chunks);
 }
 
 // Shape/strides simplification: drops size-1 dims and merges dims that are contiguous in the input.
