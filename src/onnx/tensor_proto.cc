@@ -250,6 +250,12 @@ Result<Value> ParseValue(const std::string& bytes, const ir::TypeInfo& expected,
       onnx::TensorProto tp;
       if (!tp.ParseFromString(bytes)) return bad("onnx.TensorProto");
       ASSIGN_OR_RETURN(Tensor t, TensorFromProto(tp, nullptr, ""));
+      // ONNX <= 1.13 test data stores bfloat16 tensors as uint16 (same bits): reinterpret them.
+      if (expected.kind == ir::TypeInfo::Kind::kTensor && expected.elem_type == DType::kBFloat16 &&
+          t.dtype() == DType::kUInt16) {
+        auto holder = std::make_shared<Tensor>(t);
+        return Value(Tensor::Borrow(DType::kBFloat16, t.shape(), holder->raw(), holder));
+      }
       return Value(std::move(t));
     }
   }
