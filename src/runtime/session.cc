@@ -9,13 +9,13 @@
 namespace strata {
 namespace {
 
-Status CheckInput(const ir::ValueInfo& vi, const Value& v, std::map<std::string, int64_t>& symbols) {
+Status CheckInput(const ir::ValueInfo& vi, const Value& v, bool check_shape, std::map<std::string, int64_t>& symbols) {
   const ir::TypeInfo& t = vi.type;
   const std::string who = "input '" + vi.name + "': ";
   using K = ir::TypeInfo::Kind;
   if (t.kind == K::kOptional) {
     if (v.is_none()) return Status::Ok();
-    return CheckInput({vi.name, t.inner ? *t.inner : ir::TypeInfo{}}, v, symbols);
+    return CheckInput({vi.name, t.inner ? *t.inner : ir::TypeInfo{}}, v, check_shape, symbols);
   }
   if (t.kind == K::kSequence) {
     if (!v.is_sequence()) return InvalidArgument(who + "expected a sequence, got " + (v.is_tensor() ? "a tensor" : "nothing"));
@@ -27,7 +27,7 @@ Status CheckInput(const ir::ValueInfo& vi, const Value& v, std::map<std::string,
   if (t.elem_type != DType::kUndefined && x.dtype() != t.elem_type)
     return InvalidArgument(who + "expected dtype " + std::string(DTypeName(t.elem_type)) + ", got " +
                            std::string(DTypeName(x.dtype())));
-  if (!t.shape) return Status::Ok();
+  if (!t.shape || !check_shape) return Status::Ok();
   const auto& dims = *t.shape;
   if (static_cast<size_t>(x.rank()) != dims.size())
     return InvalidArgument(who + "expected shape " + t.ToString() + " (rank " + std::to_string(dims.size()) + "), got " +
@@ -59,6 +59,7 @@ Result<std::unique_ptr<Session>> Session::Load(const std::string& path, const Se
 Result<std::unique_ptr<Session>> Session::FromModel(ir::Model model, const SessionOptions& options) {
   std::unique_ptr<Session> s(new Session());
   s->num_threads_ = ResolveThreadCount(options.num_threads);
+  s->check_input_shapes_ = options.check_input_shapes;
   SetIntraOpThreads(s->num_threads_);  // kernels may already use threads while compiling
   s->model_ = std::move(model);
   const ir::Graph& g = *s->model_.graph;
@@ -76,7 +77,7 @@ Status Session::Run(std::span<const Value> inputs, std::vector<Value>& outputs) 
     return InvalidArgument("model takes " + std::to_string(inputs_.size()) + " inputs, got " +
                            std::to_string(inputs.size()));
   std::map<std::string, int64_t> symbols;
-  for (size_t i = 0; i < inputs.size(); ++i) RETURN_IF_ERROR(CheckInput(inputs_[i], inputs[i], symbols));
+  for (size_t i = 0; i < inputs.size(); ++i) RETURN_IF_ERROR(CheckInput(inputs_[i], inputs[i], check_input_shapes_, symbols));
   SetIntraOpThreads(num_threads_);
   return plan_->Run(nullptr, inputs, outputs);
 }

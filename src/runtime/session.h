@@ -17,6 +17,9 @@ class CompiledGraph;
 struct SessionOptions {
   int opt_level = 1;     // -O0..-O3
   int num_threads = 0;   // 0: one per physical core
+  // Reject inputs whose shape contradicts the model's declared input shape. Turning it off trusts
+  // the data over the declaration (dtypes are still checked, and kernels still check what they need).
+  bool check_input_shapes = true;
 };
 
 class Session {
@@ -41,6 +44,7 @@ class Session {
   std::vector<ir::ValueInfo> outputs_;
   std::shared_ptr<CompiledGraph> plan_;
   int num_threads_ = 1;
+  bool check_input_shapes_ = true;
 };
 
 }  // namespace strata

@@ -1,5 +1,5 @@
 // Optimizers of the ai.onnx.preview.training domain (opset 1): Adagrad, Adam, Momentum.
-// Gradient needs automatic differentiation and is not implemented.
+// Gradient lives in autodiff_gradient.cc.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -136,9 +136,6 @@ class OptimizerKernel final : public OpKernel {
   bool nesterov_ = false;
 };
 
-Result<std::unique_ptr<OpKernel>> MakeGradient(const KernelInfo& info) {
-  return info.Error("Gradient needs automatic differentiation, which Strata does not implement");
-}
 
 template <Optim O>
 Result<std::unique_ptr<OpKernel>> MakeOptim(const KernelInfo& info) {
@@ -153,8 +150,6 @@ const KernelRegistrar kAdam{{.op_type = "Adam", .domain = kTraining, .since = 1,
                              .factory = MakeOptim<Optim::kAdam>}};
 const KernelRegistrar kMomentum{{.op_type = "Momentum", .domain = kTraining, .since = 1, .until = 18,
                                  .factory = MakeOptim<Optim::kMomentum>}};
-const KernelRegistrar kGradient{{.op_type = "Gradient", .domain = kTraining, .since = 1, .until = 18,
-                                 .factory = MakeGradient}};
 
 }  // namespace
 }  // namespace strata::cpu
