@@ -231,6 +231,14 @@ Status InferContext::Error(const std::string& msg) const {
   return InvalidModel(node_.Describe() + ": shape inference: " + msg);
 }
 
+namespace {
+// "min(x,c)" broadcast with x: equal, or one of them is 1, and either way the result is x.
+bool IsMinOf(const std::string& m, const std::string& x) {
+  return !x.empty() && m.size() > x.size() + 5 && m.compare(0, 4, "min(") == 0 && m.compare(4, x.size(), x) == 0 &&
+         m[4 + x.size()] == ',';
+}
+}  // namespace
+
 Status Broadcast(const InferContext& ctx, const Dims& a, const Dims& b, Dims& out) {
   const size_t r = std::max(a.size(), b.size());
   Dims res(r);
@@ -250,6 +258,10 @@ Status Broadcast(const InferContext& ctx, const Dims& a, const Dims& b, Dims& ou
     } else if (y.known()) {
       res[k] = y.value == 1 ? x : y;
     } else if (!x.symbol.empty() && x.symbol == y.symbol) {
+      res[k] = x;
+    } else if (IsMinOf(x.symbol, y.symbol)) {
+      res[k] = y;
+    } else if (IsMinOf(y.symbol, x.symbol)) {
       res[k] = x;
     } else {
       res[k] = ir::Dim{};  // different symbols, or unknown: either could be 1

@@ -457,6 +457,14 @@ int64_t SliceLength(int64_t dim, int64_t start, int64_t end, int64_t step, int64
   return start > end ? (start - end + (-step) - 1) / (-step) : 0;
 }
 
+// min(e, d) as a dimension: `e` itself when it is d, else a "min(e,d)" symbol. Broadcasting that
+// symbol against `e` gives `e` (see Broadcast), which is how causal masks sliced to [:seq] resolve.
+ir::Dim MinDim(const SymInt& e, const ir::Dim& d) {
+  if (SameSym(e, SymInt::FromDim(d))) return d;
+  if (e.sym.empty() || !IsKnownOrSymbolic(d)) return {};
+  return ir::Dim::Symbol("min(" + e.sym + "," + (d.known() ? std::to_string(d.value) : d.symbol) + ")");
+}
+
 Status Slice(InferContext& ctx) {
   const Dims* in = ctx.input_shape(0);
   if (!in) {
@@ -464,16 +472,24 @@ Status Slice(InferContext& ctx) {
     return Status::Ok();
   }
   const int64_t r = static_cast<int64_t>(in->size());
-  std::optional<std::vector<int64_t>> starts, ends, axes, steps;
-  std::optional<SymValues> ends_sym;
+  // starts, ends and steps as (possibly symbolic) values; axes must be known.
+  std::optional<SymValues> starts, ends, steps;
+  std::optional<std::vector<int64_t>> axes;
+  auto from_ints = [](const std::optional<std::vector<int64_t>>& v) {
+    std::optional<SymValues> out;
+    if (v) {
+      out.emplace();
+      for (int64_t x : *v) out->push_back(SymInt::Of(x));
+    }
+    return out;
+  };
   if (ctx.opset() < 10) {
-    starts = ctx.attr_ints("starts");
-    ends = ctx.attr_ints("ends");
+    starts = from_ints(ctx.attr_ints("starts"));
+    ends = from_ints(ctx.attr_ints("ends"));
     axes = ctx.attr_ints("axes");
   } else {
-    starts = ctx.input_ints(1);
-    ends = ctx.input_ints(2);
-    if (const SymValues* ev = ctx.input_value(2)) ends_sym = *ev;
+    if (const SymValues* v = ctx.input_value(1)) starts = *v;
+    if (const SymValues* v = ctx.input_value(2)) ends = *v;
     if (ctx.has_input(3)) {
       axes = ctx.input_ints(3);
       if (!axes) {  // which axes are sliced is unknown: any dim may change
@@ -482,16 +498,22 @@ Status Slice(InferContext& ctx) {
       }
     }
     if (ctx.has_input(4)) {
-      steps = ctx.input_ints(4);
-      if (!steps) steps = std::vector<int64_t>();  // marks "unknown"
+      if (const SymValues* v = ctx.input_value(4)) steps = *v;
+      else if (auto n = Length1D(ctx, 4)) steps = SymValues(static_cast<size_t>(*n));  // all unknown
     }
   }
-  const std::optional<int64_t> count =
-      starts ? std::optional<int64_t>(static_cast<int64_t>(starts->size())) : Length1D(ctx, 1);
+  std::optional<int64_t> count;
+  if (starts) count = static_cast<int64_t>(starts->size());
+  else if (ends) count = static_cast<int64_t>(ends->size());
+  else if (ctx.opset() >= 10) count = Length1D(ctx, 1);
   Dims out = *in;
   if (!count) {
-    if (axes) for (int64_t a : *axes) if (ctx.NormalizeAxis(a, r)) out[static_cast<size_t>(a)] = ir::Dim{};
-    if (!axes) out = Dims(static_cast<size_t>(r));
+    if (axes) {
+      for (int64_t a : *axes)
+        if (ctx.NormalizeAxis(a, r)) out[static_cast<size_t>(a)] = ir::Dim{};
+    } else {
+      out = Dims(static_cast<size_t>(r));
+    }
     ctx.SetLike(0, 0, out);
     return Status::Ok();
   }
@@ -499,31 +521,30 @@ Status Slice(InferContext& ctx) {
     axes.emplace();
     for (int64_t i = 0; i < *count; ++i) axes->push_back(i);
   }
-  if (static_cast<int64_t>(axes->size()) != *count || (starts && ends && starts->size() != ends->size()) ||
-      (steps && !steps->empty() && static_cast<int64_t>(steps->size()) != *count))
+  const auto n = static_cast<size_t>(*count);
+  if (axes->size() != n || (starts && starts->size() != n) || (ends && ends->size() != n) || (steps && steps->size() != n))
     return ctx.Error("starts, ends, axes and steps have different lengths");
   bool value_ok = true;
   int64_t v_first = 0, v_step = 1, v_len = -1;
-  for (size_t k = 0; k < axes->size(); ++k) {
+  for (size_t k = 0; k < n; ++k) {
     int64_t a = (*axes)[k];
     if (!ctx.NormalizeAxis(a, r)) return ctx.Error("axis " + std::to_string((*axes)[k]) + " is out of range for rank " + std::to_string(r));
     const ir::Dim& d = (*in)[static_cast<size_t>(a)];
-    const bool steps_known = !steps || !steps->empty();
-    const int64_t step = steps && !steps->empty() ? (*steps)[k] : 1;
-    if (step == 0) return ctx.Error("slice step cannot be 0");
+    const SymInt st = starts ? (*starts)[k] : SymInt::Unknown();
+    const SymInt en = ends ? (*ends)[k] : SymInt::Unknown();
+    const SymInt sp = steps ? (*steps)[k] : SymInt::Of(1);
+    if (sp.known() && *sp.v == 0) return ctx.Error("slice step cannot be 0");
     ir::Dim res;
-    if (starts && ends && steps_known) {
-      const int64_t s = (*starts)[k], e = (*ends)[k];
+    if (st.known() && en.known() && sp.known()) {
       if (d.known()) {
         int64_t first;
-        res = ir::Dim::Known(SliceLength(d.value, s, e, step, &first));
-        if (a == 0) v_first = first, v_step = step, v_len = res.value;
-      } else if (step == 1 && s == 0 && e >= INT32_MAX) {
+        res = ir::Dim::Known(SliceLength(d.value, *st.v, *en.v, *sp.v, &first));
+        if (a == 0) v_first = first, v_step = *sp.v, v_len = res.value;
+      } else if (*sp.v == 1 && *st.v == 0 && *en.v >= INT32_MAX) {
         res = d;  // x[0:] of a symbolic dim
       }
-    } else if (starts && steps_known && step == 1 && (*starts)[k] == 0 && ends_sym && k < ends_sym->size() &&
-               SameSym((*ends_sym)[k], SymInt::FromDim(d))) {
-      res = d;  // x[0:n] where n is the dim itself
+    } else if (st.known() && *st.v == 0 && sp.known() && *sp.v == 1 && !en.sym.empty()) {
+      res = MinDim(en, d);  // x[0:n] with a symbolic n
     }
     if (a == 0 && !res.known()) value_ok = false;
     out[static_cast<size_t>(a)] = res;
