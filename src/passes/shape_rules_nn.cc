@@ -1,4 +1,5 @@
 // Shape rules for convolutions, pools, resizing and depth/space rearrangement.
+#include <climits>
 #include <cmath>
 
 #include "passes/shape_rules.h"
@@ -6,7 +7,7 @@
 namespace strata::passes::shape {
 namespace {
 
-int64_t CeilDiv(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+int64_t CeilDiv(int64_t a, int64_t b) { return a / b + (a % b > 0 ? 1 : 0); }  // b > 0
 
 struct Window {
   std::vector<int64_t> kernel, strides, dilations, pads;  // pads: begins then ends
@@ -35,7 +36,12 @@ Status ReadWindow(const InferContext& ctx, size_t n, const Dims* weights, Window
   if (w.strides.size() != n || w.dilations.size() != n || w.pads.size() != 2 * n)
     return ctx.Error("strides/dilations/pads do not match " + std::to_string(n) + " spatial dims");
   for (size_t i = 0; i < n; ++i)
-    if (w.strides[i] <= 0 || w.dilations[i] <= 0) return ctx.Error("strides and dilations must be positive");
+    if (w.strides[i] <= 0 || w.dilations[i] <= 0 || w.strides[i] > INT32_MAX || w.dilations[i] > INT32_MAX)
+      return ctx.Error("strides and dilations must be positive");
+  for (size_t i = 0; kernel_known && i < n; ++i)
+    if (w.kernel[i] <= 0 || w.kernel[i] > INT32_MAX) return ctx.Error("kernel sizes must be positive");
+  for (int64_t p : w.pads)
+    if (p < -INT32_MAX || p > INT32_MAX) return ctx.Error("pads are out of range");
   w.auto_pad = ctx.attr_string("auto_pad", "NOTSET");
   w.ceil_mode = ctx.attr_int("ceil_mode", 0) != 0;
   return Status::Ok();
@@ -53,6 +59,7 @@ ir::Dim WindowOut(const ir::Dim& in, const Window& w, size_t i, bool kernel_know
   const int64_t pb = w.auto_pad == "VALID" ? 0 : w.pads[i];
   const int64_t pe = w.auto_pad == "VALID" ? 0 : w.pads[i + w.kernel.size()];
   if (!in.known()) return s == 1 && pb + pe == eff - 1 ? in : ir::Dim{};
+  if (in.value > (int64_t{1} << 48)) return {};  // absurd sizes: stay clear of overflow
   const int64_t span = in.value + pb + pe - eff;
   if (span < 0) return {};  // the kernel does not fit; the kernel reports it at run time
   int64_t out = (w.ceil_mode ? CeilDiv(span, s) : span / s) + 1;
@@ -131,14 +138,16 @@ Status ConvTranspose(InferContext& ctx) {
   Window w;
   bool kernel_known;
   RETURN_IF_ERROR(ReadWindow(ctx, n, wt, w, kernel_known));
-  const auto out_pad = ctx.attr_ints("output_padding").value_or(std::vector<int64_t>(n, 0));
+  auto out_pad = ctx.attr_ints("output_padding").value_or(std::vector<int64_t>(n, 0));
+  for (int64_t p : out_pad)
+    if (p < 0 || p > INT32_MAX) return ctx.Error("output_padding is out of range");
   if (auto os = ctx.attr_ints("output_shape")) {
     if (os->size() < n) return ctx.Error("output_shape has fewer entries than spatial dims");
     for (size_t i = 0; i < n; ++i) out[i + 2] = ir::Dim::Known((*os)[os->size() - n + i]);
   } else if (out_pad.size() == n) {
     for (size_t i = 0; i < n; ++i) {
       const ir::Dim& in = (*x)[i + 2];
-      if (!in.known()) continue;
+      if (!in.known() || in.value > (int64_t{1} << 30)) continue;
       const int64_t s = w.strides[i];
       if (w.auto_pad == "SAME_UPPER" || w.auto_pad == "SAME_LOWER") {
         out[i + 2] = ir::Dim::Known(in.value * s);
@@ -208,7 +217,7 @@ Status Resize(InferContext& ctx) {
 Status DepthSpace(InferContext& ctx) {
   const Dims* x = ctx.input_shape(0);
   const int64_t b = ctx.attr_int("blocksize", 0);
-  if (!x || x->size() != 4 || b <= 0) {
+  if (!x || x->size() != 4 || b <= 0 || b > INT32_MAX) {
     ctx.SetLike(0, 0, x ? std::optional<Dims>(Dims(x->size())) : std::nullopt);
     return Status::Ok();
   }

@@ -127,8 +127,7 @@ Status Range(InferContext& ctx) {
   auto start = ctx.input_scalar(0), limit = ctx.input_scalar(1), delta = ctx.input_scalar(2);
   if (start && limit && delta && *delta != 0) {
     const double n = std::ceil((*limit - *start) / *delta);
-    if (n > 1e15) return ctx.Error("Range has too many elements");
-    len = ir::Dim::Known(n > 0 ? static_cast<int64_t>(n) : 0);
+    if (!std::isnan(n) && n < 1e15) len = ir::Dim::Known(n > 0 ? static_cast<int64_t>(n) : 0);
   } else if (start && *start == 0 && delta && *delta == 1) {
     if (const SymValues* lv = ctx.input_value(1); lv && lv->size() == 1) len = (*lv)[0].ToDim();  // arange(seq)
   }
@@ -374,6 +373,7 @@ Status Concat(InferContext& ctx) {
 Status Split(InferContext& ctx) {
   const Dims* in = ctx.input_shape(0);
   const int n = ctx.num_outputs();
+  if (n == 0) return Status::Ok();
   if (!in) {
     for (int i = 0; i < n; ++i) ctx.SetLike(i, 0, std::nullopt);
     return Status::Ok();
@@ -453,8 +453,9 @@ int64_t SliceLength(int64_t dim, int64_t start, int64_t end, int64_t step, int64
     end = std::clamp<int64_t>(end, -1, dim - 1);
   }
   *first = start;
-  if (step > 0) return end > start ? (end - start + step - 1) / step : 0;
-  return start > end ? (start - end + (-step) - 1) / (-step) : 0;
+  if (step > 0) return end > start ? (end - start - 1) / step + 1 : 0;
+  const int64_t mag = step == INT64_MIN ? INT64_MAX : -step;
+  return start > end ? (start - end - 1) / mag + 1 : 0;
 }
 
 // min(e, d) as a dimension: `e` itself when it is d, else a "min(e,d)" symbol. Broadcasting that
@@ -690,7 +691,8 @@ Status Pad(InferContext& ctx) {
   for (size_t k = 0; k < n; ++k) {
     int64_t a = axes[k];
     if (!ctx.NormalizeAxis(a, r)) return ctx.Error("axis " + std::to_string(axes[k]) + " is out of range for rank " + std::to_string(r));
-    const SymInt grown = SymAdd(SymInt::FromDim((*in)[static_cast<size_t>(a)]), SymInt::Of((*pads)[k] + (*pads)[k + n]));
+    const SymInt grown =
+        SymAdd(SymAdd(SymInt::FromDim((*in)[static_cast<size_t>(a)]), SymInt::Of((*pads)[k])), SymInt::Of((*pads)[k + n]));
     if (grown.known() && *grown.v < 0) return ctx.Error("padding makes dimension " + std::to_string(a) + " negative");
     out[static_cast<size_t>(a)] = grown.ToDim();
   }
