@@ -3,6 +3,7 @@
 #include <map>
 
 #include "onnx/importer.h"
+#include "passes/shape_inference.h"
 #include "runtime/executor.h"
 #include "runtime/threading.h"
 
@@ -62,6 +63,8 @@ Result<std::unique_ptr<Session>> Session::FromModel(ir::Model model, const Sessi
   s->check_input_shapes_ = options.check_input_shapes;
   SetIntraOpThreads(s->num_threads_);  // kernels may already use threads while compiling
   s->model_ = std::move(model);
+  // Types for every value before compiling, so load-time dtype checks see them.
+  RETURN_IF_ERROR(passes::InferShapes(s->model_));
   const ir::Graph& g = *s->model_.graph;
   for (const auto& vi : g.inputs)
     if (!g.initializers.count(vi.name)) s->inputs_.push_back(vi);
