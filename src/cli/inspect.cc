@@ -70,10 +70,8 @@ int PrintShapes(ir::Model& model) {
   return 0;
 }
 
-int Inspect(const std::string& path, bool shapes, bool skip_onnx_inference) {
-  onnx_io::ImportOptions opts;
-  opts.run_onnx_shape_inference = !skip_onnx_inference;
-  auto model = onnx_io::LoadModel(path, opts);
+int Inspect(const std::string& path, bool shapes) {
+  auto model = onnx_io::LoadModel(path);
   if (!model.ok()) {
     std::cerr << "strata: " << model.status().ToString() << "\n";
     return 1;
@@ -108,12 +106,9 @@ void AddInspectCommand(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   auto* cmd = app.add_subcommand("inspect", "Print a model's inputs, outputs, opsets, op histogram and size");
   auto shapes = std::make_shared<bool>(false);
-  auto skip_onnx = std::make_shared<bool>(false);
   cmd->add_option("model", *path, "ONNX model file")->required();
   cmd->add_flag("--shapes", *shapes, "Run Strata's shape inference and print every value's dtype and (symbolic) shape");
-  cmd->add_flag("--skip-onnx-inference", *skip_onnx,
-                "Do not fill in types with ONNX's reference shape inference at import (shows Strata's own alone)");
-  cmd->callback([path, shapes, skip_onnx]() { throw CLI::RuntimeError(Inspect(*path, *shapes, *skip_onnx)); });
+  cmd->callback([path, shapes]() { throw CLI::RuntimeError(Inspect(*path, *shapes)); });
 }
 
 }  // namespace strata::cli
