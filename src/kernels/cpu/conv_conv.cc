@@ -2,6 +2,7 @@
 // float32 Conv/ConvTranspose run on oneDNN (float16 is widened to float32); everything else uses
 // im2col/col2im plus the reference GEMM.
 #include <memory>
+#include <mutex>
 
 #include "kernels/cpu/nn_common.h"
 
@@ -283,6 +284,7 @@ class ConvKernel final : public OpKernel {
     if (B && (B->rank() != 1 || B->dim(0) != cs.M)) return InvalidArgument("Conv: B must have shape [M]");
     ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), cs.y_shape));
     if (Y->numel() == 0) return Status::Ok();
+    std::lock_guard<std::mutex> lock(mu_);  // the cached primitive and scratch are per-kernel state
     return Dispatch(ConvTypes{}, X.dtype(), [&](auto* tag) -> Status {
       using T = std::remove_pointer_t<decltype(tag)>;
       if constexpr (std::is_same_v<T, float>) {
@@ -327,6 +329,7 @@ class ConvKernel final : public OpKernel {
   SpatialAttrs attrs_;
   int64_t group_ = 1;
   bool weights_constant_ = false;
+  std::mutex mu_;
   std::unique_ptr<DnnlConv> dnnl_;
   Shape x_shape_, w_shape_;
   bool has_bias_ = false;
@@ -504,6 +507,7 @@ class ConvTransposeKernel final : public OpKernel {
     if (B && (B->rank() != 1 || B->dim(0) != cs.M)) return InvalidArgument("ConvTranspose: B must have shape [M]");
     ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), cs.y_shape));
     if (Y->numel() == 0) return Status::Ok();
+    std::lock_guard<std::mutex> lock(mu_);  // the cached primitive and scratch are per-kernel state
     return Dispatch(ConvTypes{}, X.dtype(), [&](auto* tag) -> Status {
       using T = std::remove_pointer_t<decltype(tag)>;
       if constexpr (std::is_same_v<T, float>) {
@@ -547,6 +551,7 @@ class ConvTransposeKernel final : public OpKernel {
 
   ConvTAttrs a_;
   bool weights_constant_ = false;
+  std::mutex mu_;
   std::unique_ptr<DnnlConv> dnnl_;
   Shape x_shape_, w_shape_;
   bool has_bias_ = false;

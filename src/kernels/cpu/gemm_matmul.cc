@@ -2,6 +2,7 @@
 // floats are widened to float32 and use it too); other dtypes use a portable reference GEMM.
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 
 #include "kernels/cpu/nn_common.h"
@@ -166,6 +167,7 @@ class MatMulKernel final : public OpKernel {
     MatMulGeom g;
     RETURN_IF_ERROR(BuildMatMulGeom(A.shape(), B.shape(), g));
     ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, A.dtype(), g.out));
+    std::lock_guard<std::mutex> lock(mu_);  // the cached primitive is per-kernel state
     return Dispatch(MatMulTypes{}, A.dtype(), [&](auto* tag) -> Status {
       using T = std::remove_pointer_t<decltype(tag)>;
       if constexpr (std::is_same_v<T, float>) {
@@ -186,6 +188,7 @@ class MatMulKernel final : public OpKernel {
   }
 
  private:
+  std::mutex mu_;
   FloatMatMul fmm_;
 };
 
@@ -201,6 +204,13 @@ class GemmKernel final : public OpKernel {
     trans_b_ = info.attr_int("transB", 0) != 0;
     alpha_ = info.attr_float("alpha", 1.f);
     beta_ = info.attr_float("beta", 1.f);
+    bool ka, kb;
+    const Shape a = KnownShape(info, 0, &ka), b = KnownShape(info, 1, &kb);
+    const ir::TypeInfo* t = info.input_type(0);
+    if (ka && kb && a.size() == 2 && b.size() == 2 && t && t->elem_type == DType::kFloat) {
+      const int64_t M = trans_a_ ? a[1] : a[0], K = trans_a_ ? a[0] : a[1], N = trans_b_ ? b[0] : b[1];
+      if (M > 0 && N > 0 && K > 0) Prepare(M, N, K, info.input_present(2) && beta_ != 0.f);
+    }
     return Status::Ok();
   }
 
@@ -222,6 +232,7 @@ class GemmKernel final : public OpKernel {
                                ShapeToString({M, N}));
     }
     ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, A.dtype(), {M, N}));
+    std::lock_guard<std::mutex> lock(mu_);  // the cached primitive is per-kernel state
     return Dispatch(GemmTypes{}, A.dtype(), [&](auto* tag) -> Status {
       using T = std::remove_pointer_t<decltype(tag)>;
       if constexpr (std::is_same_v<T, float>) {
@@ -256,6 +267,31 @@ class GemmKernel final : public OpKernel {
       for (int64_t j = 0; j < N; ++j) y[i * N + j] = c[i * st[0] + j * st[1]];
   }
 
+  void Prepare(int64_t M, int64_t N, int64_t K, bool use_c) {
+    if (prepared_ && M == m_ && N == n_ && K == k_ && use_c == use_c_) return;
+    prepared_ = true;
+    m_ = M; n_ = N; k_ = K; use_c_ = use_c;
+    prim_ok_ = false;
+    try {
+      a_md_ = memory::desc({M, K}, memory::data_type::f32, trans_a_ ? memory::dims{1, M} : memory::dims{K, 1});
+      b_md_ = memory::desc({K, N}, memory::data_type::f32, trans_b_ ? memory::dims{1, K} : memory::dims{N, 1});
+      y_md_ = memory::desc({M, N}, memory::data_type::f32, memory::dims{N, 1});
+      dnnl::primitive_attr attr;
+      if (alpha_ != 1.f) attr.set_output_scales(0, {alpha_});
+      if (use_c) {
+        dnnl::post_ops po;
+        po.append_sum(beta_);
+        attr.set_post_ops(po);
+      }
+      dnnl::matmul::desc desc(a_md_, b_md_, y_md_);
+      dnnl::matmul::primitive_desc pd(desc, attr, Engine());
+      prim_ = dnnl::matmul(pd);
+      prim_ok_ = true;
+    } catch (const dnnl::error&) {
+      prim_ok_ = false;
+    }
+  }
+
   void RunFloat(int64_t M, int64_t N, int64_t K, const float* a, const float* b, const float* c, const Shape* cs,
                 float* y) {
     if (M * N == 0) return;
@@ -266,31 +302,7 @@ class GemmKernel final : public OpKernel {
         for (int64_t i = 0; i < M * N; ++i) y[i] *= beta_;
       return;
     }
-    const bool key_same = prim_ok_ && M == m_ && N == n_ && K == k_ && use_c == use_c_;
-    if (!key_same) {
-      m_ = M; n_ = N; k_ = K; use_c_ = use_c;
-      prim_ok_ = false;
-      try {
-        a_md_ = memory::desc({M, K}, memory::data_type::f32,
-                             trans_a_ ? memory::dims{1, M} : memory::dims{K, 1});
-        b_md_ = memory::desc({K, N}, memory::data_type::f32,
-                             trans_b_ ? memory::dims{1, K} : memory::dims{N, 1});
-        y_md_ = memory::desc({M, N}, memory::data_type::f32, memory::dims{N, 1});
-        dnnl::primitive_attr attr;
-        if (alpha_ != 1.f) attr.set_output_scales(0, {alpha_});
-        if (use_c) {
-          dnnl::post_ops po;
-          po.append_sum(beta_);
-          attr.set_post_ops(po);
-        }
-        dnnl::matmul::desc desc(a_md_, b_md_, y_md_);
-        dnnl::matmul::primitive_desc pd(desc, attr, Engine());
-        prim_ = dnnl::matmul(pd);
-        prim_ok_ = true;
-      } catch (const dnnl::error&) {
-        prim_ok_ = false;
-      }
-    }
+    Prepare(M, N, K, use_c);
     if (prim_ok_) {
       memory am(a_md_, Engine(), const_cast<float*>(a));
       memory bm(b_md_, Engine(), const_cast<float*>(b));
@@ -338,9 +350,10 @@ class GemmKernel final : public OpKernel {
     }
   }
 
+  std::mutex mu_;
   bool trans_a_ = false, trans_b_ = false;
   float alpha_ = 1.f, beta_ = 1.f;
-  bool prim_ok_ = false, use_c_ = false;
+  bool prepared_ = false, prim_ok_ = false, use_c_ = false;
   int64_t m_ = -1, n_ = -1, k_ = -1;
   dnnl::matmul prim_;
   memory::desc a_md_, b_md_, y_md_;

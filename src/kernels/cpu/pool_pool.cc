@@ -57,21 +57,26 @@ Status PoolGeom(const SpatialAttrs& a, const Shape& x, bool allow_dilation, Spat
   return Status::Ok();
 }
 
+// Valid tap range [lo, hi) along one dim for a window starting at input coordinate b.
+inline void TapRange(int64_t b, int64_t k, int64_t d, int64_t in, int64_t& lo, int64_t& hi) {
+  lo = b >= 0 ? 0 : (-b + d - 1) / d;
+  hi = in - b <= 0 ? 0 : std::min<int64_t>(k, (in - b + d - 1) / d);
+  if (hi < lo) hi = lo;
+}
+
 // Visits the valid input offsets of the window for one output position.
 template <typename F>
 inline void ForWindow(const Geom3& g, int64_t o0, int64_t o1, int64_t o2, F&& f) {
   const int64_t b0 = o0 * g.s[0] - g.pb[0], b1 = o1 * g.s[1] - g.pb[1], b2 = o2 * g.s[2] - g.pb[2];
-  for (int64_t k0 = 0; k0 < g.k[0]; ++k0) {
+  int64_t l0, h0, l1, h1, l2, h2;
+  TapRange(b0, g.k[0], g.d[0], g.in[0], l0, h0);
+  TapRange(b1, g.k[1], g.d[1], g.in[1], l1, h1);
+  TapRange(b2, g.k[2], g.d[2], g.in[2], l2, h2);
+  for (int64_t k0 = l0; k0 < h0; ++k0) {
     const int64_t i0 = b0 + k0 * g.d[0];
-    if (i0 < 0 || i0 >= g.in[0]) continue;
-    for (int64_t k1 = 0; k1 < g.k[1]; ++k1) {
+    for (int64_t k1 = l1; k1 < h1; ++k1) {
       const int64_t i1 = b1 + k1 * g.d[1];
-      if (i1 < 0 || i1 >= g.in[1]) continue;
-      for (int64_t k2 = 0; k2 < g.k[2]; ++k2) {
-        const int64_t i2 = b2 + k2 * g.d[2];
-        if (i2 < 0 || i2 >= g.in[2]) continue;
-        f(i0, i1, i2);
-      }
+      for (int64_t k2 = l2; k2 < h2; ++k2) f(i0, i1, b2 + k2 * g.d[2]);
     }
   }
 }
