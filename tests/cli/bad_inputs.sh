@@ -32,4 +32,15 @@ python_npy wrong_dtype.npy "(1,1,2,2)" int32
 expect_error "wrong input dtype" "expected dtype float32, got int32" "$strata" run "$case/model.onnx" --input x="$dir/wrong_dtype.npy"
 python_npy wrong_shape.npy "(1,4)" float32
 expect_error "wrong input rank" "rank" "$strata" run "$case/model.onnx" --input x="$dir/wrong_shape.npy"
+/usr/bin/python3 - "$dir/zero_stride.onnx" <<'PY'
+import sys
+import onnx
+from onnx import helper, TensorProto
+n = helper.make_node("Conv", ["x", "w"], ["y"], strides=[0, 0])
+g = helper.make_graph([n], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                      [helper.make_tensor("w", TensorProto.FLOAT, [1, 1, 2, 2], [1.0] * 4)])
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), sys.argv[1])
+PY
+expect_error "conv with zero strides (once a SIGFPE in libonnx)" "must be positive" "$strata" run "$dir/zero_stride.onnx"
 exit $fail

@@ -112,6 +112,17 @@ def build(name, batch, seq):
     if name in ("resnet50", "mobilenet_v2"):
         import torchvision
         model = getattr(torchvision.models, name)(weights=None)
+        # Random weights with BatchNorm's default running statistics (mean 0, var 1) let the
+        # activations vanish or explode through 50 layers, which would make any comparison
+        # meaningless. Calibrate the statistics on random batches, as training would.
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.momentum = None  # cumulative average
+                m.reset_running_stats()
+        model.train()
+        with torch.no_grad():
+            for _ in range(2):
+                model(torch.randn(8, 3, 224, 224, generator=g))
         return model, (torch.randn(batch, 3, 224, 224, generator=g),), ["images"], ["logits"], {"images": {0: "batch"}}
     if name == "bert":
         ids = torch.randint(0, 30522, (batch, seq), generator=g)
