@@ -24,6 +24,7 @@ struct BenchArgs {
   int warmup = 3;
   int opt_level = 1;
   bool json = false;
+  bool load_only = false;
 };
 
 double Ms(std::chrono::steady_clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
@@ -99,6 +100,11 @@ int Bench(const BenchArgs& a) {
   auto session = Session::Load(a.model, opts);
   if (!session.ok()) return Fail(session.status());
   const double load_ms = Ms(std::chrono::steady_clock::now() - t0);
+  if (a.load_only) {
+    if (a.json) std::printf("{\"load_ms\": %.3f, \"peak_rss_mb\": %.1f}\n", load_ms, PeakRssMb());
+    else std::printf("model:     %s\nload:      %.2f ms\npeak RSS:  %.1f MiB\n", a.model.c_str(), load_ms, PeakRssMb());
+    return 0;
+  }
 
   std::vector<size_t> missing;
   auto inputs = LoadInputs(**session, a.inputs, "", &missing);
@@ -158,6 +164,7 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_option("--warmup", args->warmup, "untimed runs after the first")->capture_default_str();
   cmd->add_option("-O,--opt-level", args->opt_level, "graph optimisation level 0-3")->check(CLI::Range(0, 3));
   cmd->add_flag("--json", args->json, "print one JSON object");
+  cmd->add_flag("--load-only", args->load_only, "only load and compile the model; report load time and peak RSS");
   cmd->callback([args]() { throw CLI::RuntimeError(Bench(*args)); });
 }
 
