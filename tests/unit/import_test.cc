@@ -163,3 +163,26 @@ TEST(Session, WrongInputDtypeShapeAndCountAreRejected) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+TEST(Import, UnsupportedDtypeIsReportedAtLoadNotAtRun) {
+  // Sqrt on int32 is not in the spec's type constraints; the shape pass gives the input's dtype
+  // at load time, so the error comes from Session creation and names node, op and dtype.
+  testing::ModelBuilder b(13);
+  b.Input("x", onnx::TensorProto::INT32, {2}).Output("y", onnx::TensorProto::INT32, {2});
+  b.Node("Neg", {"x"}, {"n"}, "neg1");
+  b.Node("Sqrt", {"n"}, {"y"}, "sqrt1");
+  const std::string bytes = b.Bytes();
+  auto model = onnx_io::LoadModelFromBytes(bytes.data(), bytes.size());
+  ASSERT_TRUE(model.ok());
+  auto s = Session::FromModel(std::move(model).value());
+  ASSERT_FALSE(s.ok());
+  const std::string& m = s.status().message();
+  EXPECT_NE(m.find("sqrt1"), std::string::npos) << m;
+  EXPECT_NE(m.find("int32"), std::string::npos) << m;
+}
+
+}  // namespace
+}  // namespace strata
