@@ -65,11 +65,14 @@ std::string FloatToString(T value) {
   } else {
     // Shortest digits that round-trip through the 16-bit format.
     char buf[64];
+    char* end = buf;
     for (int p = 1; p <= 9; ++p) {
-      std::snprintf(buf, sizeof(buf), "%.*e", p - 1, d);
-      if (T(std::strtof(buf, nullptr)).bits == value.bits) break;
+      end = std::to_chars(buf, buf + sizeof(buf), d, std::chars_format::scientific, p - 1).ptr;
+      float f = 0;
+      std::from_chars(buf, end, f);
+      if (T(f).bits == value.bits) break;
     }
-    return ReprFromScientific(buf);
+    return ReprFromScientific(std::string(buf, end));
   }
 }
 
@@ -88,13 +91,24 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-bool ParseDouble(const std::string& str, double* out) {
-  const char* b = str.c_str();
-  char* e = nullptr;
-  errno = 0;
-  *out = std::strtod(b, &e);
-  return e != b && *e == '\0';
+// Locale-independent parse of a whole (trimmed) string; accepts a leading '+', "inf", "nan".
+// Out-of-range values fall back to strtod, which gives +-inf / 0 as Python's float() does.
+template <typename F>
+bool ParseFloat(const std::string& str, F* out) {
+  std::string_view v = str;
+  if (!v.empty() && v[0] == '+') v.remove_prefix(1);
+  if (v.empty() || v[0] == '+') return false;
+  const auto r = std::from_chars(v.data(), v.data() + v.size(), *out);
+  if (r.ptr != v.data() + v.size() || r.ptr == v.data()) return false;
+  if (r.ec == std::errc::result_out_of_range) {
+    char* e = nullptr;
+    *out = static_cast<F>(std::strtod(str.c_str(), &e));
+  } else if (r.ec != std::errc()) {
+    return false;
+  }
+  return true;
 }
+bool ParseDouble(const std::string& str, double* out) { return ParseFloat<double>(str, out); }
 
 template <typename To>
 Status ParseStringValue(const std::string& raw, To* out) {
@@ -105,9 +119,8 @@ Status ParseStringValue(const std::string& raw, To* out) {
   if constexpr (std::is_same_v<To, std::string>) {
     *out = raw;
   } else if constexpr (std::is_same_v<To, float> || kIs16BitFloat<To>) {
-    char* e = nullptr;
-    const float f = std::strtof(s.c_str(), &e);
-    if (s.empty() || *e != '\0') return fail();
+    float f = 0;
+    if (!ParseFloat<float>(s, &f)) return fail();
     *out = Store<To>(f);
   } else if constexpr (std::is_same_v<To, double>) {
     double d;
