@@ -22,7 +22,6 @@ struct BenchArgs {
   int threads = 0;
   int runs = 20;
   int warmup = 3;
-  int opt_level = 1;
   bool json = false;
   bool load_only = false;
 };
@@ -94,7 +93,6 @@ int Bench(const BenchArgs& a) {
     shapes[s.substr(0, eq)] = shape;
   }
   SessionOptions opts;
-  opts.opt_level = a.opt_level;
   opts.num_threads = a.threads;
   const auto t0 = std::chrono::steady_clock::now();
   auto session = Session::Load(a.model, opts);
@@ -162,7 +160,6 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_option("--threads", args->threads, "intra-op threads (0: physical cores)");
   cmd->add_option("--runs", args->runs, "timed runs")->capture_default_str();
   cmd->add_option("--warmup", args->warmup, "untimed runs after the first")->capture_default_str();
-  cmd->add_option("-O,--opt-level", args->opt_level, "graph optimisation level 0-3")->check(CLI::Range(0, 3));
   cmd->add_flag("--json", args->json, "print one JSON object");
   cmd->add_flag("--load-only", args->load_only, "only load and compile the model; report load time and peak RSS");
   cmd->callback([args]() { throw CLI::RuntimeError(Bench(*args)); });

@@ -17,7 +17,6 @@ struct RunArgs {
   std::string input_dir;
   std::string output_dir = ".";
   std::string format = "pb";
-  int opt_level = 1;
   bool no_shape_check = false;
 };
 
@@ -28,7 +27,6 @@ int Fail(const Status& st) {
 
 int Run(const RunArgs& a) {
   SessionOptions opts;
-  opts.opt_level = a.opt_level;
   opts.check_input_shapes = !a.no_shape_check;
   auto session = Session::Load(a.model, opts);
   if (!session.ok()) return Fail(session.status());
@@ -70,7 +68,6 @@ void AddRunCommand(CLI::App& app) {
   cmd->add_option("--inputs", args->input_dir, "directory with input_<k>.pb in graph-input order");
   cmd->add_option("--output-dir", args->output_dir, "where output_<k>.pb/.npy go")->capture_default_str();
   cmd->add_option("--format", args->format, "output format")->check(CLI::IsMember({"pb", "npy"}))->capture_default_str();
-  cmd->add_option("-O,--opt-level", args->opt_level, "graph optimisation level 0-3")->check(CLI::Range(0, 3));
   cmd->add_flag("--no-shape-check", args->no_shape_check,
                 "trust input data over the model's declared input shapes (dtypes are still checked)");
   cmd->callback([args]() { throw CLI::RuntimeError(Run(*args)); });

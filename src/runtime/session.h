@@ -15,7 +15,6 @@ namespace strata {
 class CompiledGraph;
 
 struct SessionOptions {
-  int opt_level = 1;     // -O0..-O3
   int num_threads = 0;   // 0: one per physical core
   // Reject inputs whose shape contradicts the model's declared input shape. Turning it off trusts
   // the data over the declaration (dtypes are still checked, and kernels still check what they need).

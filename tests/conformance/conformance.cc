@@ -3,7 +3,7 @@
 // and fails when any case on the expected-pass list no longer passes.
 //
 //   strata_conformance --data DIR --suite node --expected FILE [--tolerances FILE] [--jobs N]
-//                      [--lenient-shapes FILE] [--filter SUBSTR] [--write-expected] [--verbose] [-O LEVEL]
+//                      [--lenient-shapes FILE] [--filter SUBSTR] [--write-expected] [--verbose]
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -99,9 +99,8 @@ std::string CompareValue(const Value& got, const Value& want, const Tolerance* t
 }
 
 // Runs one case in the current process; returns "" on success or the reason it failed.
-std::string RunCase(const fs::path& dir, int opt_level, const Tolerance* tol, bool check_shapes) {
+std::string RunCase(const fs::path& dir, const Tolerance* tol, bool check_shapes) {
   SessionOptions opts;
-  opts.opt_level = opt_level;
   opts.check_input_shapes = check_shapes;
   auto session = Session::Load((dir / "model.onnx").string(), opts);
   if (!session.ok()) return "load: " + session.status().ToString();
@@ -167,7 +166,7 @@ std::map<std::string, Tolerance> ReadTolerances(const std::string& path) {
 
 int main(int argc, char** argv) {
   std::string data = "/usr/share/libonnx-testdata/data", suite, expected_path, tol_path, lenient_path, filter;
-  int jobs = 2, opt_level = 1, timeout_s = 120;
+  int jobs = 2, timeout_s = 120;
   bool write_expected = false, verbose = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -180,7 +179,6 @@ int main(int argc, char** argv) {
     else if (a == "--filter") filter = next();
     else if (a == "--jobs") jobs = std::max(1, std::stoi(next()));
     else if (a == "--timeout") timeout_s = std::stoi(next());
-    else if (a == "-O") opt_level = std::stoi(next());
     else if (a == "--write-expected") write_expected = true;
     else if (a == "--verbose") verbose = true;
     else { std::cerr << "unknown argument " << a << "\n"; return 2; }
@@ -227,7 +225,7 @@ int main(int argc, char** argv) {
       if (pid == 0) {
         close(fds[0]);
         auto it = tolerances.find(name);
-        std::string r = RunCase(suite_dir / name, opt_level, it == tolerances.end() ? nullptr : &it->second,
+        std::string r = RunCase(suite_dir / name, it == tolerances.end() ? nullptr : &it->second,
                                 !lenient.count(name));
         if (r.empty()) r = "PASS";
         if (write(fds[1], r.data(), r.size()) < 0) _exit(3);
