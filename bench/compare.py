@@ -108,6 +108,12 @@ def main():
     rows = []
     for name in args.models.split(","):
         d = model_dir(args.models_dir, name)
+        opset = "17" if name.endswith("_opset17") else "13"
+        base = name[: -len("_opset17")] if name.endswith("_opset17") else name
+        check = subprocess.run([os.path.join(HERE, "..", "tests", "models", "check_model.sh"), args.strata, base, opset,
+                                args.models_dir], capture_output=True, text=True)
+        correct = "matches torch" if check.returncode == 0 else "DIFFERS from torch: " + check.stdout[-300:]
+        print(f"{name}: {correct}", flush=True)
         for batch in map(int, args.batches.split(",")):
             pairs = batch_inputs(d, batch)
             gflop = count_gflop(d, pairs)
@@ -128,6 +134,7 @@ def main():
                         except RuntimeError as e:
                             sink.append({"error": str(e)})
                 rows.append(summarise(name, batch, threads, gflop, peaks.get(threads), s_res, o_res))
+                rows[-1]["correct"] = correct
                 print(json.dumps(rows[-1]), flush=True)
     write_markdown(args, rows, peaks)
 
@@ -171,15 +178,15 @@ def write_markdown(args, rows, peaks):
              "(bench/peak_flops.cc): " + ", ".join(f"{t} thread(s) {p:.0f} GFLOP/s" for t, p in sorted(peaks.items())),
              "",
              "| model | batch | threads | Strata p50 ms | ORT p50 ms | p50 ratio | load ratio | RSS ratio | "
-             "Strata GFLOP/s (% peak) | ORT GFLOP/s (% peak) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "Strata GFLOP/s (% peak) | ORT GFLOP/s (% peak) | Strata vs torch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         err = r.get("strata_error") or r.get("ort_error")
         lines.append(
             f"| {r['model']} | {r['batch']} | {r['threads']} | {fmt(r['strata_p50_ms'], '.3f')} | "
             f"{fmt(r['ort_p50_ms'], '.3f')} | {fmt(r['ratio_p50_ms'], '.2f')} | {fmt(r['ratio_load_ms'], '.2f')} | "
             f"{fmt(r['ratio_peak_rss_mb'], '.2f')} | {fmt(r['strata_gflops'], '.0f')} ({fmt(r['strata_peak_pct'], '.0f')}%) | "
-            f"{fmt(r['ort_gflops'], '.0f')} ({fmt(r['ort_peak_pct'], '.0f')}%) |" + (f" error: {err[:120]}" if err else ""))
+            f"{fmt(r['ort_gflops'], '.0f')} ({fmt(r['ort_peak_pct'], '.0f')}%) | {r.get('correct', '—')} |" + (f" error: {err[:120]}" if err else ""))
     lines += ["", "Load is session creation (Strata: `Session::Load`; ORT: `InferenceSession.create`). RSS is each "
               "process's peak resident set, including the Node.js runtime for ORT.", ""]
     with open(args.out, "w") as f:
