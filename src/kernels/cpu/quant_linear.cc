@@ -28,18 +28,10 @@ Status QuantLayout(const Tensor& x, const Tensor& scale, int64_t axis_attr, int6
 
 using DequantTypes = TypeList<uint8_t, int8_t, int32_t>;
 
-// QuantizeLinear and DequantizeLinear share their attributes (axis, meaningful per-axis from opset 13) and their
-// operands (x, a float scale, an optional zero point of the scale's shape); this base loads and checks them.
+// QuantizeLinear and DequantizeLinear share their attributes (axis, meaningful per-axis from opset 13) and the
+// checks on their scale and zero point.
 class LinearQuantKernelBase : public OpKernel {
  protected:
-  // The checked operands and the layout mapping element i to parameter index (i / inner) % channels.
-  struct Operands {
-    const Tensor* x = nullptr;
-    const Tensor* scale = nullptr;
-    const Tensor* zero_point = nullptr;
-    int64_t channels = 1, inner = 1;
-  };
-
   Status LoadAttrs(const KernelInfo& info, const std::vector<DType>& x_dtypes) {
     RETURN_IF_ERROR(CheckInputDType(info, 0, x_dtypes));
     axis_ = info.attr_int("axis", 1);
@@ -47,20 +39,15 @@ class LinearQuantKernelBase : public OpKernel {
     return Status::Ok();
   }
 
-  // `io` names scale/zero point in errors ("y" for QuantizeLinear, "x" for DequantizeLinear). Only
-  // DequantizeLinear requires the zero point to have x's dtype; in QuantizeLinear it picks the output dtype.
-  Status ReadOperands(KernelContext& ctx, const std::string& op, const std::string& io, bool zero_point_dtype_is_x,
-                      Operands& o) const {
-    const Tensor& X = ctx.input_tensor(0);
-    const Tensor& S = ctx.input_tensor(1);
-    const Tensor* Z = ctx.has_input(2) ? &ctx.input_tensor(2) : nullptr;
-    o.x = &X;
-    o.scale = &S;
-    o.zero_point = Z;
+  // Checks scale S and zero point Z against X and returns the layout mapping element i to parameter index
+  // (i / inner) % channels. `io` prefixes their names in errors ("y" for QuantizeLinear, "x" for
+  // DequantizeLinear); only DequantizeLinear's zero point must have x's dtype (QuantizeLinear's picks the output's).
+  Status CheckParams(const std::string& op, const std::string& io, bool zero_point_dtype_is_x, const Tensor& X,
+                     const Tensor& S, const Tensor* Z, int64_t& channels, int64_t& inner) const {
     if (S.dtype() != DType::kFloat) return InvalidArgument(op + ": " + io + "_scale must be float");
     if (zero_point_dtype_is_x && Z && Z->dtype() != X.dtype())
       return InvalidArgument(op + ": " + io + "_zero_point dtype differs from x");
-    RETURN_IF_ERROR(QuantLayout(X, S, axis_, opset_, o.channels, o.inner));
+    RETURN_IF_ERROR(QuantLayout(X, S, axis_, opset_, channels, inner));
     if (Z && Z->numel() != S.numel())
       return InvalidArgument(op + ": " + io + "_zero_point and " + io + "_scale shapes differ");
     return Status::Ok();
@@ -74,12 +61,11 @@ class QuantizeLinearKernel final : public LinearQuantKernelBase {
  public:
   Status Init(const KernelInfo& info) { return LoadAttrs(info, {DType::kFloat, DType::kInt32}); }
   Status Compute(KernelContext& ctx) override {
-    Operands o;
-    RETURN_IF_ERROR(ReadOperands(ctx, "QuantizeLinear", "y", false, o));
-    const Tensor& X = *o.x;
-    const Tensor& S = *o.scale;
-    const Tensor* Z = o.zero_point;
-    const int64_t channels = o.channels, inner = o.inner;
+    const Tensor& X = ctx.input_tensor(0);
+    const Tensor& S = ctx.input_tensor(1);
+    const Tensor* Z = ctx.has_input(2) ? &ctx.input_tensor(2) : nullptr;
+    int64_t channels, inner;
+    RETURN_IF_ERROR(CheckParams("QuantizeLinear", "y", false, X, S, Z, channels, inner));
     const DType out_dt = Z ? Z->dtype() : DType::kUInt8;
     ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, out_dt, X.shape()));
     return Dispatch(QTypes{}, out_dt, [&](auto* tag) -> Status {
@@ -104,12 +90,11 @@ class DequantizeLinearKernel final : public LinearQuantKernelBase {
  public:
   Status Init(const KernelInfo& info) { return LoadAttrs(info, DTypesOf(DequantTypes{})); }
   Status Compute(KernelContext& ctx) override {
-    Operands o;
-    RETURN_IF_ERROR(ReadOperands(ctx, "DequantizeLinear", "x", true, o));
-    const Tensor& X = *o.x;
-    const Tensor& S = *o.scale;
-    const Tensor* Z = o.zero_point;
-    const int64_t channels = o.channels, inner = o.inner;
+    const Tensor& X = ctx.input_tensor(0);
+    const Tensor& S = ctx.input_tensor(1);
+    const Tensor* Z = ctx.has_input(2) ? &ctx.input_tensor(2) : nullptr;
+    int64_t channels, inner;
+    RETURN_IF_ERROR(CheckParams("DequantizeLinear", "x", true, X, S, Z, channels, inner));
     ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kFloat, X.shape()));
     return Dispatch(DequantTypes{}, X.dtype(), [&](auto* tag) -> Status {
       using Q = std::remove_pointer_t<decltype(tag)>;
