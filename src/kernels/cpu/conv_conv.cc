@@ -257,84 +257,6 @@ bool KnownShape(const KernelInfo& info, int i, Shape& s) {
 
 using ConvTypes = TypeList<float, double, Float16>;
 
-class ConvKernel final : public OpKernel {
- public:
-  Status Init(const KernelInfo& info) {
-    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(ConvTypes{})));
-    RETURN_IF_ERROR(attrs_.Load(info, true, false));
-    group_ = info.attr_int("group", 1);
-    if (group_ <= 0) return info.Error("group must be positive");
-    weights_constant_ = info.constant_input(1) != nullptr;
-    Shape x, w;
-    const ir::TypeInfo* t = info.input_type(0);
-    if (t && t->elem_type == DType::kFloat && KnownShape(info, 0, x) && KnownShape(info, 1, w)) {
-      ConvShape cs;
-      if (ComputeConvShape(attrs_, group_, x, w, cs).ok()) Prepare(cs, x, w, info.input_present(2));
-    }
-    return Status::Ok();
-  }
-
-  Status Compute(KernelContext& ctx) override {
-    const Tensor& X = ctx.input_tensor(0);
-    const Tensor& W = ctx.input_tensor(1);
-    const Tensor* B = ctx.has_input(2) ? &ctx.input_tensor(2) : nullptr;
-    if (W.dtype() != X.dtype() || (B && B->dtype() != X.dtype())) return InvalidArgument("Conv: input dtypes differ");
-    ConvShape cs;
-    RETURN_IF_ERROR(ComputeConvShape(attrs_, group_, X.shape(), W.shape(), cs));
-    if (B && (B->rank() != 1 || B->dim(0) != cs.M)) return InvalidArgument("Conv: B must have shape [M]");
-    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), cs.y_shape));
-    if (Y->numel() == 0) return Status::Ok();
-    std::lock_guard<std::mutex> lock(mu_);  // the cached primitive and scratch are per-kernel state
-    return Dispatch(ConvTypes{}, X.dtype(), [&](auto* tag) -> Status {
-      using T = std::remove_pointer_t<decltype(tag)>;
-      if constexpr (std::is_same_v<T, float>) {
-        RunFloat(cs, X.shape(), W.shape(), X.data<float>(), W.data<float>(), B ? B->data<float>() : nullptr,
-                 Y->data<float>(), weights_constant_);
-      } else if constexpr (std::is_same_v<T, Float16>) {
-        std::vector<float> x(static_cast<size_t>(X.numel())), w(static_cast<size_t>(W.numel())),
-            y(static_cast<size_t>(Y->numel())), b;
-        nn::ConvertBuffer(X.data<T>(), x.data(), X.numel());
-        nn::ConvertBuffer(W.data<T>(), w.data(), W.numel());
-        if (B) {
-          b.resize(static_cast<size_t>(B->numel()));
-          nn::ConvertBuffer(B->data<T>(), b.data(), B->numel());
-        }
-        RunFloat(cs, X.shape(), W.shape(), x.data(), w.data(), B ? b.data() : nullptr, y.data(), false);
-        nn::ConvertBufferToHalf(y.data(), Y->data<T>(), Y->numel());
-      } else {
-        ConvRef<T>(cs, X.data<T>(), W.data<T>(), B ? B->data<T>() : nullptr, Y->data<T>());
-      }
-      return Status::Ok();
-    });
-  }
-
- private:
-  void Prepare(const ConvShape& cs, const Shape& x, const Shape& w, bool has_bias) {
-    if (dnnl_ && x == x_shape_ && w == w_shape_ && has_bias == has_bias_) return;
-    dnnl_ = MakeDnnlConv(cs, has_bias);
-    x_shape_ = x;
-    w_shape_ = w;
-    has_bias_ = has_bias;
-  }
-  void RunFloat(const ConvShape& cs, const Shape& xs, const Shape& ws, const float* x, const float* w,
-                const float* b, float* y, bool wconst) {
-    Prepare(cs, xs, ws, b != nullptr);
-    if (dnnl_->ok) {
-      dnnl_->Run(x, w, b, y, wconst);
-      return;
-    }
-    ConvRef<float>(cs, x, w, b, y);
-  }
-
-  SpatialAttrs attrs_;
-  int64_t group_ = 1;
-  bool weights_constant_ = false;
-  std::mutex mu_;
-  std::unique_ptr<DnnlConv> dnnl_;
-  Shape x_shape_, w_shape_;
-  bool has_bias_ = false;
-};
-
 // ---- ConvTranspose ----
 
 struct ConvTShape {
@@ -477,34 +399,38 @@ std::unique_ptr<DnnlConv> MakeDnnlConvT(const ConvTShape& cs, bool has_bias) {
   return d;
 }
 
-class ConvTransposeKernel final : public OpKernel {
+// ---- Shared driver of Conv and ConvTranspose ----
+
+// Conv and ConvTranspose differ only in shape inference, the oneDNN primitive and the reference; everything
+// around them is shared: input checks, output allocation, the dtype dispatch (float32 on oneDNN, float16
+// widened to float32, double on the reference), and the oneDNN primitive cached per kernel and rebuilt only
+// when the shapes change. CS is ConvShape (Conv) or ConvTShape (ConvTranspose); ShapeFn is
+// Status(const Shape& x, const Shape& w, CS&), the op's shape inference with its attributes bound.
+template <typename CS>
+class DnnlConvDriver {
  public:
-  Status Init(const KernelInfo& info) {
-    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(ConvTypes{})));
-    RETURN_IF_ERROR(a_.sp.Load(info, true, false));
-    a_.group = info.attr_int("group", 1);
-    if (a_.group <= 0) return info.Error("group must be positive");
-    a_.output_padding = info.attr_ints("output_padding");
-    a_.output_shape = info.attr_ints("output_shape");
+  // Builds the primitive at load time when X is float32 and X/W shapes are fully known, so that the first
+  // run does not pay for it.
+  template <typename ShapeFn>
+  void Init(const KernelInfo& info, const ShapeFn& compute_shape) {
     weights_constant_ = info.constant_input(1) != nullptr;
     Shape x, w;
     const ir::TypeInfo* t = info.input_type(0);
     if (t && t->elem_type == DType::kFloat && KnownShape(info, 0, x) && KnownShape(info, 1, w)) {
-      ConvTShape cs;
-      if (ComputeConvTShape(a_, x, w, cs).ok()) Prepare(cs, x, w, info.input_present(2));
+      CS cs;
+      if (compute_shape(x, w, cs).ok()) Prepare(cs, x, w, info.input_present(2));
     }
-    return Status::Ok();
   }
 
-  Status Compute(KernelContext& ctx) override {
+  template <typename ShapeFn>
+  Status Compute(KernelContext& ctx, const std::string& op, const ShapeFn& compute_shape) {
     const Tensor& X = ctx.input_tensor(0);
     const Tensor& W = ctx.input_tensor(1);
     const Tensor* B = ctx.has_input(2) ? &ctx.input_tensor(2) : nullptr;
-    if (W.dtype() != X.dtype() || (B && B->dtype() != X.dtype()))
-      return InvalidArgument("ConvTranspose: input dtypes differ");
-    ConvTShape cs;
-    RETURN_IF_ERROR(ComputeConvTShape(a_, X.shape(), W.shape(), cs));
-    if (B && (B->rank() != 1 || B->dim(0) != cs.M)) return InvalidArgument("ConvTranspose: B must have shape [M]");
+    if (W.dtype() != X.dtype() || (B && B->dtype() != X.dtype())) return InvalidArgument(op + ": input dtypes differ");
+    CS cs;
+    RETURN_IF_ERROR(compute_shape(X.shape(), W.shape(), cs));
+    if (B && (B->rank() != 1 || B->dim(0) != cs.M)) return InvalidArgument(op + ": B must have shape [M]");
     ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), cs.y_shape));
     if (Y->numel() == 0) return Status::Ok();
     std::lock_guard<std::mutex> lock(mu_);  // the cached primitive and scratch are per-kernel state
@@ -525,36 +451,90 @@ class ConvTransposeKernel final : public OpKernel {
         RunFloat(cs, X.shape(), W.shape(), x.data(), w.data(), B ? b.data() : nullptr, y.data(), false);
         nn::ConvertBufferToHalf(y.data(), Y->data<T>(), Y->numel());
       } else {
-        ConvTransposeRef<T>(cs, X.data<T>(), W.data<T>(), B ? B->data<T>() : nullptr, Y->data<T>());
+        Reference<T>(cs, X.data<T>(), W.data<T>(), B ? B->data<T>() : nullptr, Y->data<T>());
       }
       return Status::Ok();
     });
   }
 
  private:
-  void Prepare(const ConvTShape& cs, const Shape& x, const Shape& w, bool has_bias) {
+  template <typename T>
+  static void Reference(const CS& cs, const T* x, const T* w, const T* b, T* y) {
+    if constexpr (std::is_same_v<CS, ConvShape>) ConvRef<T>(cs, x, w, b, y);
+    else ConvTransposeRef<T>(cs, x, w, b, y);
+  }
+  void Prepare(const CS& cs, const Shape& x, const Shape& w, bool has_bias) {
     if (dnnl_ && x == x_shape_ && w == w_shape_ && has_bias == has_bias_) return;
-    dnnl_ = MakeDnnlConvT(cs, has_bias);
+    if constexpr (std::is_same_v<CS, ConvShape>) dnnl_ = MakeDnnlConv(cs, has_bias);
+    else dnnl_ = MakeDnnlConvT(cs, has_bias);
     x_shape_ = x;
     w_shape_ = w;
     has_bias_ = has_bias;
   }
-  void RunFloat(const ConvTShape& cs, const Shape& xs, const Shape& ws, const float* x, const float* w,
-                const float* b, float* y, bool wconst) {
+  void RunFloat(const CS& cs, const Shape& xs, const Shape& ws, const float* x, const float* w, const float* b,
+                float* y, bool wconst) {
     Prepare(cs, xs, ws, b != nullptr);
     if (dnnl_->ok) {
       dnnl_->Run(x, w, b, y, wconst);
       return;
     }
-    ConvTransposeRef<float>(cs, x, w, b, y);
+    Reference<float>(cs, x, w, b, y);
   }
 
-  ConvTAttrs a_;
   bool weights_constant_ = false;
   std::mutex mu_;
   std::unique_ptr<DnnlConv> dnnl_;
   Shape x_shape_, w_shape_;
   bool has_bias_ = false;
+};
+
+class ConvKernel final : public OpKernel {
+  // The op's shape inference with this kernel's attributes bound, for DnnlConvDriver. Declared first
+  // because its deduced return type is needed by the members below.
+  auto ShapeFn() const {
+    return [this](const Shape& x, const Shape& w, ConvShape& cs) { return ComputeConvShape(attrs_, group_, x, w, cs); };
+  }
+
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(ConvTypes{})));
+    RETURN_IF_ERROR(attrs_.Load(info, true, false));
+    group_ = info.attr_int("group", 1);
+    if (group_ <= 0) return info.Error("group must be positive");
+    driver_.Init(info, ShapeFn());
+    return Status::Ok();
+  }
+  Status Compute(KernelContext& ctx) override { return driver_.Compute(ctx, "Conv", ShapeFn()); }
+
+ private:
+  SpatialAttrs attrs_;
+  int64_t group_ = 1;
+  DnnlConvDriver<ConvShape> driver_;
+};
+
+class ConvTransposeKernel final : public OpKernel {
+  // The op's shape inference with this kernel's attributes bound, for DnnlConvDriver. Declared first
+  // because its deduced return type is needed by the members below.
+  auto ShapeFn() const {
+    return [this](const Shape& x, const Shape& w, ConvTShape& cs) { return ComputeConvTShape(a_, x, w, cs); };
+  }
+
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(ConvTypes{})));
+    RETURN_IF_ERROR(a_.sp.Load(info, true, false));
+    a_.group = info.attr_int("group", 1);
+    if (a_.group <= 0) return info.Error("group must be positive");
+    a_.output_padding = info.attr_ints("output_padding");
+    a_.output_shape = info.attr_ints("output_shape");
+    driver_.Init(info, ShapeFn());
+    return Status::Ok();
+  }
+  Status Compute(KernelContext& ctx) override { return driver_.Compute(ctx, "ConvTranspose", ShapeFn()); }
+
+ private:
+  ConvTAttrs a_;
+  DnnlConvDriver<ConvTShape> driver_;
 };
 
 // ---- ConvInteger / QLinearConv ----

@@ -169,6 +169,29 @@ class MaxPoolKernel final : public OpKernel {
   int64_t storage_order_ = 0;
 };
 
+// AveragePool and LpPool differ only in how one window is reduced; the geometry, output allocation, dtype
+// dispatch and parallel walk over the outputs are shared here. reduce(g, plane, o0, o1, o2) returns the
+// window's value in ComputeType<T> for the input plane `plane` (a const T*).
+template <typename Reduce>
+Status PoolWindows(KernelContext& ctx, const SpatialAttrs& a, bool allow_dilation, const Reduce& reduce) {
+  const Tensor& X = ctx.input_tensor(0);
+  SpatialGeom sg;
+  Shape ys;
+  RETURN_IF_ERROR(PoolGeom(a, X.shape(), allow_dilation, sg, ys));
+  const Geom3 g = To3(sg);
+  ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), ys));
+  const int64_t planes = X.dim(0) * X.dim(1), is = g.in_size();
+  return Dispatch(PoolFloatTypes{}, X.dtype(), [&](auto* tag) -> Status {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* x = X.data<T>();
+    T* y = Y->data<T>();
+    ForOutputs(g, planes, [&](int64_t p, int64_t oo, int64_t o0, int64_t o1, int64_t o2) {
+      y[oo] = static_cast<T>(reduce(g, x + p * is, o0, o1, o2));
+    });
+    return Status::Ok();
+  });
+}
+
 class AveragePoolKernel final : public OpKernel {
  public:
   Status Init(const KernelInfo& info) {
@@ -179,30 +202,16 @@ class AveragePoolKernel final : public OpKernel {
     return Status::Ok();
   }
   Status Compute(KernelContext& ctx) override {
-    const Tensor& X = ctx.input_tensor(0);
-    SpatialGeom sg;
-    Shape ys;
-    RETURN_IF_ERROR(PoolGeom(a_, X.shape(), false, sg, ys));
-    const Geom3 g = To3(sg);
-    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), ys));
-    const int64_t planes = X.dim(0) * X.dim(1), is = g.in_size();
-    return Dispatch(PoolFloatTypes{}, X.dtype(), [&](auto* tag) -> Status {
-      using T = std::remove_pointer_t<decltype(tag)>;
-      using A = ComputeType<T>;
-      const T* x = X.data<T>();
-      T* y = Y->data<T>();
-      ForOutputs(g, planes, [&](int64_t p, int64_t oo, int64_t o0, int64_t o1, int64_t o2) {
-        const T* xp = x + p * is;
-        A sum = 0;
-        int64_t cnt = 0;
-        ForWindow(g, o0, o1, o2, [&](int64_t i0, int64_t i1, int64_t i2) {
-          sum += static_cast<A>(xp[(i0 * g.in[1] + i1) * g.in[2] + i2]);
-          ++cnt;
-        });
-        if (count_include_pad_) cnt = PaddedTaps(g, 0, o0) * PaddedTaps(g, 1, o1) * PaddedTaps(g, 2, o2);
-        y[oo] = static_cast<T>(cnt > 0 ? sum / static_cast<A>(cnt) : A(0));
+    return PoolWindows(ctx, a_, false, [&](const Geom3& g, const auto* xp, int64_t o0, int64_t o1, int64_t o2) {
+      using A = ComputeType<std::remove_cv_t<std::remove_pointer_t<decltype(xp)>>>;
+      A sum = 0;
+      int64_t cnt = 0;
+      ForWindow(g, o0, o1, o2, [&](int64_t i0, int64_t i1, int64_t i2) {
+        sum += static_cast<A>(xp[(i0 * g.in[1] + i1) * g.in[2] + i2]);
+        ++cnt;
       });
-      return Status::Ok();
+      if (count_include_pad_) cnt = PaddedTaps(g, 0, o0) * PaddedTaps(g, 1, o1) * PaddedTaps(g, 2, o2);
+      return cnt > 0 ? sum / static_cast<A>(cnt) : A(0);
     });
   }
 
@@ -241,27 +250,13 @@ class LpPoolKernel final : public OpKernel {
     return Status::Ok();
   }
   Status Compute(KernelContext& ctx) override {
-    const Tensor& X = ctx.input_tensor(0);
-    SpatialGeom sg;
-    Shape ys;
-    RETURN_IF_ERROR(PoolGeom(a_, X.shape(), true, sg, ys));
-    const Geom3 g = To3(sg);
-    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), ys));
-    const int64_t planes = X.dim(0) * X.dim(1), is = g.in_size();
-    return Dispatch(PoolFloatTypes{}, X.dtype(), [&](auto* tag) -> Status {
-      using T = std::remove_pointer_t<decltype(tag)>;
-      using A = ComputeType<T>;
-      const T* x = X.data<T>();
-      T* y = Y->data<T>();
-      ForOutputs(g, planes, [&](int64_t p, int64_t oo, int64_t o0, int64_t o1, int64_t o2) {
-        const T* xp = x + p * is;
-        A sum = 0;
-        ForWindow(g, o0, o1, o2, [&](int64_t i0, int64_t i1, int64_t i2) {
-          sum += LpTerm(static_cast<A>(xp[(i0 * g.in[1] + i1) * g.in[2] + i2]), p_);
-        });
-        y[oo] = static_cast<T>(LpFinish(sum, p_));
+    return PoolWindows(ctx, a_, true, [&](const Geom3& g, const auto* xp, int64_t o0, int64_t o1, int64_t o2) {
+      using A = ComputeType<std::remove_cv_t<std::remove_pointer_t<decltype(xp)>>>;
+      A sum = 0;
+      ForWindow(g, o0, o1, o2, [&](int64_t i0, int64_t i1, int64_t i2) {
+        sum += LpTerm(static_cast<A>(xp[(i0 * g.in[1] + i1) * g.in[2] + i2]), p_);
       });
-      return Status::Ok();
+      return LpFinish(sum, p_);
     });
   }
 

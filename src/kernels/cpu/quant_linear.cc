@@ -26,22 +26,46 @@ Status QuantLayout(const Tensor& x, const Tensor& scale, int64_t axis_attr, int6
   return Status::Ok();
 }
 
-class QuantizeLinearKernel final : public OpKernel {
- public:
-  Status Init(const KernelInfo& info) {
-    RETURN_IF_ERROR(CheckInputDType(info, 0, {DType::kFloat, DType::kInt32}));
+using DequantTypes = TypeList<uint8_t, int8_t, int32_t>;
+
+// QuantizeLinear and DequantizeLinear share their attributes (axis, meaningful per-axis from opset 13) and the
+// checks on their scale and zero point.
+class LinearQuantKernelBase : public OpKernel {
+ protected:
+  Status LoadAttrs(const KernelInfo& info, const std::vector<DType>& x_dtypes) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, x_dtypes));
     axis_ = info.attr_int("axis", 1);
     opset_ = info.opset();
     return Status::Ok();
   }
+
+  // Checks scale S and zero point Z against X and returns the layout mapping element i to parameter index
+  // (i / inner) % channels. `io` prefixes their names in errors ("y" for QuantizeLinear, "x" for
+  // DequantizeLinear); only DequantizeLinear's zero point must have x's dtype (QuantizeLinear's picks the output's).
+  Status CheckParams(const std::string& op, const std::string& io, bool zero_point_dtype_is_x, const Tensor& X,
+                     const Tensor& S, const Tensor* Z, int64_t& channels, int64_t& inner) const {
+    if (S.dtype() != DType::kFloat) return InvalidArgument(op + ": " + io + "_scale must be float");
+    if (zero_point_dtype_is_x && Z && Z->dtype() != X.dtype())
+      return InvalidArgument(op + ": " + io + "_zero_point dtype differs from x");
+    RETURN_IF_ERROR(QuantLayout(X, S, axis_, opset_, channels, inner));
+    if (Z && Z->numel() != S.numel())
+      return InvalidArgument(op + ": " + io + "_zero_point and " + io + "_scale shapes differ");
+    return Status::Ok();
+  }
+
+ private:
+  int64_t axis_ = 1, opset_ = 13;
+};
+
+class QuantizeLinearKernel final : public LinearQuantKernelBase {
+ public:
+  Status Init(const KernelInfo& info) { return LoadAttrs(info, {DType::kFloat, DType::kInt32}); }
   Status Compute(KernelContext& ctx) override {
     const Tensor& X = ctx.input_tensor(0);
     const Tensor& S = ctx.input_tensor(1);
     const Tensor* Z = ctx.has_input(2) ? &ctx.input_tensor(2) : nullptr;
-    if (S.dtype() != DType::kFloat) return InvalidArgument("QuantizeLinear: y_scale must be float");
     int64_t channels, inner;
-    RETURN_IF_ERROR(QuantLayout(X, S, axis_, opset_, channels, inner));
-    if (Z && Z->numel() != S.numel()) return InvalidArgument("QuantizeLinear: y_zero_point and y_scale shapes differ");
+    RETURN_IF_ERROR(CheckParams("QuantizeLinear", "y", false, X, S, Z, channels, inner));
     const DType out_dt = Z ? Z->dtype() : DType::kUInt8;
     ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, out_dt, X.shape()));
     return Dispatch(QTypes{}, out_dt, [&](auto* tag) -> Status {
@@ -60,30 +84,17 @@ class QuantizeLinearKernel final : public OpKernel {
       return Status::Ok();
     });
   }
-
- private:
-  int64_t axis_ = 1, opset_ = 13;
 };
 
-using DequantTypes = TypeList<uint8_t, int8_t, int32_t>;
-
-class DequantizeLinearKernel final : public OpKernel {
+class DequantizeLinearKernel final : public LinearQuantKernelBase {
  public:
-  Status Init(const KernelInfo& info) {
-    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(DequantTypes{})));
-    axis_ = info.attr_int("axis", 1);
-    opset_ = info.opset();
-    return Status::Ok();
-  }
+  Status Init(const KernelInfo& info) { return LoadAttrs(info, DTypesOf(DequantTypes{})); }
   Status Compute(KernelContext& ctx) override {
     const Tensor& X = ctx.input_tensor(0);
     const Tensor& S = ctx.input_tensor(1);
     const Tensor* Z = ctx.has_input(2) ? &ctx.input_tensor(2) : nullptr;
-    if (S.dtype() != DType::kFloat) return InvalidArgument("DequantizeLinear: x_scale must be float");
-    if (Z && Z->dtype() != X.dtype()) return InvalidArgument("DequantizeLinear: x_zero_point dtype differs from x");
     int64_t channels, inner;
-    RETURN_IF_ERROR(QuantLayout(X, S, axis_, opset_, channels, inner));
-    if (Z && Z->numel() != S.numel()) return InvalidArgument("DequantizeLinear: x_zero_point and x_scale shapes differ");
+    RETURN_IF_ERROR(CheckParams("DequantizeLinear", "x", true, X, S, Z, channels, inner));
     ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kFloat, X.shape()));
     return Dispatch(DequantTypes{}, X.dtype(), [&](auto* tag) -> Status {
       using Q = std::remove_pointer_t<decltype(tag)>;
@@ -101,9 +112,6 @@ class DequantizeLinearKernel final : public OpKernel {
       return Status::Ok();
     });
   }
-
- private:
-  int64_t axis_ = 1, opset_ = 13;
 };
 
 class DynamicQuantizeLinearKernel final : public OpKernel {

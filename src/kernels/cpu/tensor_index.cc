@@ -27,17 +27,31 @@ Result<std::vector<int64_t>> ReadIndices(const KernelContext& ctx, const Tensor&
   return v;
 }
 
-// ---------------------------------------------------------------- Gather
-class GatherKernel final : public OpKernel {
+// Gather, GatherElements and ScatterElements all index `data` along the `axis` attribute (default 0), which
+// only exists when data has rank >= 1.
+class DataAxisKernel : public OpKernel {
  public:
   Status Init(const KernelInfo& info) {
     axis_ = info.attr_int("axis", 0);
     return Status::Ok();
   }
+
+ protected:
+  static Status CheckDataRank(const KernelContext& ctx, const Tensor& x) {
+    if (x.rank() == 0) return InvalidArgument(ctx.Where() + "data must have rank >= 1");
+    return Status::Ok();
+  }
+
+  int64_t axis_ = 0;
+};
+
+// ---------------------------------------------------------------- Gather
+class GatherKernel final : public DataAxisKernel {
+ public:
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
     const Tensor& ind = ctx.input_tensor(1);
-    if (x.rank() == 0) return InvalidArgument(ctx.Where() + "data must have rank >= 1");
+    RETURN_IF_ERROR(CheckDataRank(ctx, x));
     ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, x.rank(), ctx.Where()));
     const int64_t dim = x.dim(axis);
     ASSIGN_OR_RETURN(std::vector<int64_t> idx, ReadIndices(ctx, ind, dim));
@@ -65,9 +79,6 @@ class GatherKernel final : public OpKernel {
       return Status::Ok();
     });
   }
-
- private:
-  int64_t axis_ = 0;
 };
 
 // Iterates over all positions of `shape`, calling f(linear_pos, offset_a, offset_b, axis_index) where the offsets
@@ -97,17 +108,13 @@ void ForEachExceptAxis(const Shape& shape, int axis, const std::vector<int64_t>&
 }
 
 // ---------------------------------------------------------------- GatherElements
-class GatherElementsKernel final : public OpKernel {
+class GatherElementsKernel final : public DataAxisKernel {
  public:
-  Status Init(const KernelInfo& info) {
-    axis_ = info.attr_int("axis", 0);
-    return Status::Ok();
-  }
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
     const Tensor& ind = ctx.input_tensor(1);
     const int r = x.rank();
-    if (r == 0) return InvalidArgument(ctx.Where() + "data must have rank >= 1");
+    RETURN_IF_ERROR(CheckDataRank(ctx, x));
     if (ind.rank() != r)
       return InvalidArgument(ctx.Where() + "indices rank " + std::to_string(ind.rank()) + " != data rank " +
                              std::to_string(r));
@@ -130,9 +137,6 @@ class GatherElementsKernel final : public OpKernel {
       return Status::Ok();
     });
   }
-
- private:
-  int64_t axis_ = 0;
 };
 
 // ---------------------------------------------------------------- GatherND
@@ -243,10 +247,10 @@ Status DispatchScatter(DType dt, Reduction red, const KernelContext& ctx, F&& f)
 }
 
 // ---------------------------------------------------------------- ScatterElements / Scatter
-class ScatterElementsKernel final : public OpKernel {
+class ScatterElementsKernel final : public DataAxisKernel {
  public:
   Status Init(const KernelInfo& info) {
-    axis_ = info.attr_int("axis", 0);
+    RETURN_IF_ERROR(DataAxisKernel::Init(info));
     return ParseReduction(info, red_);
   }
   Status Compute(KernelContext& ctx) override {
@@ -254,7 +258,7 @@ class ScatterElementsKernel final : public OpKernel {
     const Tensor& ind = ctx.input_tensor(1);
     const Tensor& upd = ctx.input_tensor(2);
     const int r = x.rank();
-    if (r == 0) return InvalidArgument(ctx.Where() + "data must have rank >= 1");
+    RETURN_IF_ERROR(CheckDataRank(ctx, x));
     if (ind.rank() != r || ind.shape() != upd.shape())
       return InvalidArgument(ctx.Where() + "indices " + ShapeToString(ind.shape()) + " and updates " +
                              ShapeToString(upd.shape()) + " must have the same shape and the rank of data " +
@@ -284,7 +288,6 @@ class ScatterElementsKernel final : public OpKernel {
   }
 
  private:
-  int64_t axis_ = 0;
   Reduction red_ = Reduction::kNone;
 };
 
