@@ -71,6 +71,8 @@ def count_gflop(d, batch_pairs):
     for n in m.graph.node:
         if n.op_type in ("MatMul", "Gemm") and n.output[0] in known and n.input[0] in known:
             a = known[n.input[0]]
+            if not a:
+                continue
             trans_a = any(x.name == "transA" and x.i for x in n.attribute)
             k = a[-2] if (n.op_type == "Gemm" and trans_a) else a[-1]
             flop += 2 * int(np.prod(known[n.output[0]])) * k
@@ -137,6 +139,16 @@ def main():
                 rows[-1]["correct"] = correct
                 print(json.dumps(rows[-1]), flush=True)
     write_markdown(args, rows, peaks)
+
+
+def rows_from_logs(paths):
+    """Rows printed (one JSON object per line) by earlier runs, to assemble RESULTS.md from parts."""
+    rows = []
+    for p in paths:
+        for line in open(p):
+            if line.startswith("{") and '"model"' in line:
+                rows.append(json.loads(line))
+    return rows
 
 
 def med(results, key):

@@ -19,6 +19,13 @@ function readNpy(path) {
   return new ort.Tensor(name, new Ctor(copy), shape);
 }
 
+// Peak resident set of this process image (VmHWM). process.resourceUsage().maxRSS survives exec,
+// so it would report the benchmark driver's peak instead.
+function peakRssMb() {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
 (async () => {
   const [model, threads, runs, warmup, ...pairs] = process.argv.slice(2);
   const feeds = {};
@@ -47,6 +54,6 @@ function readNpy(path) {
   const pct = p => times[Math.min(times.length - 1, Math.round(p * (times.length - 1)))];
   console.log(JSON.stringify({load_ms: loadMs, first_run_ms: firstMs, p50_ms: pct(0.5), p90_ms: pct(0.9),
                               p99_ms: pct(0.99), min_ms: times[0], runs: times.length, threads: Number(threads),
-                              peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+                              peak_rss_mb: peakRssMb(),
                               baseline_rss_mb: baselineRss / 2 ** 20}));
 })().catch(e => { console.error(String(e)); process.exit(1); });

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "cli/commands.h"
+#include "core/dtype_names.h"
 #include "runtime/kernel.h"
 
 namespace strata::cli {
@@ -18,10 +19,7 @@ int PrintOps(bool markdown) {
     return std::tie(a.domain, a.op, a.since) < std::tie(b.domain, b.op, b.since);
   });
   auto types = [](const std::vector<DType>& v) {
-    if (v.empty()) return std::string("any (checked by the kernel)");
-    std::string s;
-    for (DType d : v) s += (s.empty() ? "" : ", ") + std::string(DTypeName(d));
-    return s;
+    return v.empty() ? std::string("any (checked by the kernel)") : JoinDTypeNames(v);
   };
   if (markdown) {
     std::set<std::string> ops;

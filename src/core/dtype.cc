@@ -1,4 +1,5 @@
 #include "core/dtype.h"
+#include "core/dtype_names.h"
 
 namespace strata {
 
@@ -46,6 +47,15 @@ std::string_view DTypeName(DType t) {
     case DType::kUndefined: return "undefined";
   }
   return "unknown";
+}
+
+std::string JoinDTypeNames(const std::vector<DType>& types) {
+  std::string out;
+  for (DType t : types) {
+    if (!out.empty()) out += ", ";
+    out += DTypeName(t);
+  }
+  return out;
 }
 
 bool IsFloatingPoint(DType t) {

@@ -2,6 +2,7 @@
 
 #include <climits>
 
+#include "core/dtype_names.h"
 #include "runtime/session.h"
 
 namespace strata {
@@ -147,11 +148,9 @@ Status GraphCompiler::CompileNode(const ir::Node& node) {
       bool ok = false;
       for (DType d : def->dtypes) ok |= d == t->elem_type;
       if (!ok) {
-        std::string list;
-        for (DType d : def->dtypes) list += (list.empty() ? "" : ", ") + std::string(DTypeName(d));
         return Unsupported(where + "input " + std::to_string(def->checked_input) + " has dtype " +
                            std::string(DTypeName(t->elem_type)) + ", which Strata does not support for " +
-                           node.op_type + " (supported: " + list + ")");
+                           node.op_type + " (supported: " + JoinDTypeNames(def->dtypes) + ")");
       }
     }
   }

@@ -1,5 +1,7 @@
 #include "kernels/cpu/common.h"
 
+#include "core/dtype_names.h"
+
 #include <algorithm>
 
 namespace strata::cpu {
@@ -8,10 +10,8 @@ Status CheckInputDType(const KernelInfo& info, int i, const std::vector<DType>& 
   const ir::TypeInfo* t = info.input_type(i);
   if (!t || t->kind != ir::TypeInfo::Kind::kTensor || t->elem_type == DType::kUndefined) return Status::Ok();
   if (std::find(allowed.begin(), allowed.end(), t->elem_type) != allowed.end()) return Status::Ok();
-  std::string list;
-  for (DType d : allowed) list += (list.empty() ? "" : ", ") + std::string(DTypeName(d));
   return info.Error("input " + std::to_string(i) + " has dtype " + std::string(DTypeName(t->elem_type)) +
-                    ", which this kernel does not support (supported: " + list + ")");
+                    ", which this kernel does not support (supported: " + JoinDTypeNames(allowed) + ")");
 }
 
 Result<Shape> BroadcastShapes(const Shape& a, const Shape& b) { return BroadcastShapes({&a, &b}); }
@@ -28,7 +28,10 @@ Result<Shape> BroadcastShapes(const std::vector<const Shape*>& shapes) {
       if (d == o || d == 1) continue;
       if (o == 1) { o = d; continue; }
       std::string msg = "shapes cannot be broadcast together:";
-      for (const Shape* t : shapes) msg += " " + ShapeToString(*t);
+      for (const Shape* t : shapes) {
+        msg += ' ';
+        msg += ShapeToString(*t);
+      }
       return InvalidArgument(msg);
     }
   }
