@@ -579,7 +579,8 @@ Status QuantConvAccumulate(const SpatialAttrs& a, int64_t group, const Tensor& X
   return Status::Ok();
 }
 
-class ConvIntegerKernel final : public OpKernel {
+// ConvInteger and QLinearConv share their attributes and load-time checks.
+class QuantConvKernelBase : public OpKernel {
  public:
   Status Init(const KernelInfo& info) {
     RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(QTypes{})));
@@ -588,6 +589,13 @@ class ConvIntegerKernel final : public OpKernel {
     if (group_ <= 0) return info.Error("group must be positive");
     return Status::Ok();
   }
+ protected:
+  SpatialAttrs attrs_;
+  int64_t group_ = 1;
+};
+
+class ConvIntegerKernel final : public QuantConvKernelBase {
+ public:
   Status Compute(KernelContext& ctx) override {
     ConvShape cs;
     std::vector<int32_t> acc;
@@ -598,21 +606,10 @@ class ConvIntegerKernel final : public OpKernel {
     std::copy(acc.begin(), acc.end(), Y->data<int32_t>());
     return Status::Ok();
   }
-
- private:
-  SpatialAttrs attrs_;
-  int64_t group_ = 1;
 };
 
-class QLinearConvKernel final : public OpKernel {
+class QLinearConvKernel final : public QuantConvKernelBase {
  public:
-  Status Init(const KernelInfo& info) {
-    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(QTypes{})));
-    RETURN_IF_ERROR(attrs_.Load(info, true, false));
-    group_ = info.attr_int("group", 1);
-    if (group_ <= 0) return info.Error("group must be positive");
-    return Status::Ok();
-  }
   Status Compute(KernelContext& ctx) override {
     for (int i = 0; i < 8; ++i)
       if (!ctx.has_input(i)) return InvalidArgument("QLinearConv needs at least 8 inputs");
@@ -654,9 +651,6 @@ class QLinearConvKernel final : public OpKernel {
     });
   }
 
- private:
-  SpatialAttrs attrs_;
-  int64_t group_ = 1;
 };
 
 // ---- Col2Im (opset 18) ----
