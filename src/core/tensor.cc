@@ -59,7 +59,7 @@ std::string ShapeToString(const Shape& shape) {
   return s + "]";
 }
 
-Result<Tensor> Tensor::Create(DType dtype, Shape shape) {
+Result<size_t> Tensor::CheckedByteSize(DType dtype, const Shape& shape) {
   if (dtype == DType::kUndefined) return InvalidArgument("cannot allocate a tensor of undefined dtype");
   uint64_t n = 1;
   for (int64_t d : shape) {
@@ -72,24 +72,44 @@ Result<Tensor> Tensor::Create(DType dtype, Shape shape) {
   if (n > kMaxTensorBytes / elem)
     return InvalidArgument("tensor of shape " + ShapeToString(shape) + " and dtype " +
                            std::string(DTypeName(dtype)) + " exceeds the 64 GiB allocation limit");
-  Tensor t;
-  t.dtype_ = dtype;
-  t.shape_ = std::move(shape);
-  t.numel_ = static_cast<int64_t>(n);
-  size_t bytes = static_cast<size_t>(n * elem);
+  return static_cast<size_t>(n * elem);
+}
+
+namespace {
+enum class Fill { kZero, kNone };
+// Read on first use, so a test driver can set the variable at the start of main().
+bool PoisonUninitialized() {
+  static const bool on = [] {
+    const char* v = std::getenv("STRATA_POISON_UNINITIALIZED");
+    return v && *v && std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+}  // namespace
+
+static Result<Tensor> Allocate(DType dtype, Shape shape, Fill fill) {
+  ASSIGN_OR_RETURN(const size_t bytes, Tensor::CheckedByteSize(dtype, shape));
+  const int64_t n = static_cast<int64_t>(bytes / DTypeSize(dtype));
   size_t alloc = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   if (alloc == 0) alloc = kAlignment;
   void* p = std::aligned_alloc(kAlignment, alloc);
   if (!p) return InvalidArgument("out of memory allocating " + std::to_string(bytes) + " bytes");
   if (dtype == DType::kString) {
     auto* s = static_cast<std::string*>(p);
-    for (uint64_t i = 0; i < n; ++i) new (&s[i]) std::string();
-  } else {
+    for (int64_t i = 0; i < n; ++i) new (&s[i]) std::string();
+  } else if (fill == Fill::kZero) {
     std::memset(p, 0, alloc);
+  } else if (PoisonUninitialized()) {
+    std::memset(p, 0xFF, alloc);
   }
-  t.data_ = p;
-  t.owner_ = std::make_shared<AlignedBuffer>(p, dtype, t.numel_);
-  return t;
+  auto owner = std::make_shared<AlignedBuffer>(p, dtype, n);
+  return Tensor::Borrow(dtype, std::move(shape), p, std::move(owner));
+}
+
+Result<Tensor> Tensor::Create(DType dtype, Shape shape) { return Allocate(dtype, std::move(shape), Fill::kZero); }
+
+Result<Tensor> Tensor::CreateUninitialized(DType dtype, Shape shape) {
+  return Allocate(dtype, std::move(shape), Fill::kNone);
 }
 
 Tensor::Tensor(DType dtype, Shape shape) {

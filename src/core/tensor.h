@@ -28,6 +28,12 @@ class Tensor {
 
   // Allocation that reports failure (huge or negative shapes from untrusted input) instead of throwing.
   static Result<Tensor> Create(DType dtype, Shape shape);
+  // As Create, but the contents are left uninitialised (strings are still constructed empty), for
+  // outputs a kernel overwrites completely. With STRATA_POISON_UNINITIALIZED=1 in the environment the
+  // bytes are set to 0xFF instead, so a kernel that reads before writing shows up in tests.
+  static Result<Tensor> CreateUninitialized(DType dtype, Shape shape);
+  // Checks a shape and dtype the way Create does and returns the byte size.
+  static Result<size_t> CheckedByteSize(DType dtype, const Shape& shape);
 
   template <typename T>
   static Tensor Scalar(T v) {

@@ -1,5 +1,7 @@
 #include "runtime/kernel.h"
 
+#include <cstring>
+
 namespace strata {
 
 int64_t KernelInfo::attr_int(std::string_view name, int64_t dflt) const {
@@ -35,11 +37,21 @@ std::string KernelContext::Where() const { return node_->Describe() + ": "; }
 
 Result<Tensor*> KernelContext::AllocateOutput(int i, DType dtype, Shape shape) {
   if (i >= num_outputs()) return Internal(Where() + "output index " + std::to_string(i) + " out of range");
-  auto t = Tensor::Create(dtype, std::move(shape));
+  auto t = NewOutputTensor(i, dtype, std::move(shape));
   if (!t.ok()) return t.status().WithContext(Where() + "output " + std::to_string(i) + ": ");
   Value* slot = outputs_[static_cast<size_t>(i)];
   *slot = Value(std::move(t).value());
   return &slot->tensor();
+}
+
+Result<Tensor*> KernelContext::AllocateZeroedOutput(int i, DType dtype, Shape shape) {
+  ASSIGN_OR_RETURN(Tensor * t, AllocateOutput(i, dtype, std::move(shape)));
+  if (t->dtype() != DType::kString && t->nbytes() > 0) std::memset(t->raw(), 0, t->nbytes());
+  return t;
+}
+
+Result<Tensor> KernelContext::NewOutputTensor(int, DType dtype, Shape shape) {
+  return Tensor::CreateUninitialized(dtype, std::move(shape));
 }
 
 void KernelContext::SetOutput(int i, Value v) {

@@ -81,8 +81,11 @@ class KernelContext {
   // Whether the consumer asked for output i (optional outputs may be unrequested).
   bool output_requested(int i) const { return i < num_outputs() && outputs_[static_cast<size_t>(i)] != &scratch_; }
 
-  // Allocates output i. Fails cleanly on negative or enormous shapes.
+  // Allocates output i with uninitialised contents: the kernel must write every element. The
+  // buffer may come from the run's memory plan. Fails cleanly on negative or enormous shapes.
   Result<Tensor*> AllocateOutput(int i, DType dtype, Shape shape);
+  // As AllocateOutput, zero-filled, for kernels that write only some elements.
+  Result<Tensor*> AllocateZeroedOutput(int i, DType dtype, Shape shape);
   void SetOutput(int i, Value v);
 
   const ir::Node& node() const { return *node_; }
@@ -92,6 +95,9 @@ class KernelContext {
   virtual Status RunSubgraph(const CompiledGraph& g, std::span<const Value> inputs, std::vector<Value>& outputs) = 0;
 
  protected:
+  // Where output buffers come from: the heap here, the planned arena in a planned run.
+  virtual Result<Tensor> NewOutputTensor(int i, DType dtype, Shape shape);
+
   const ir::Node* node_ = nullptr;
   std::vector<const Value*> inputs_;
   std::vector<Value*> outputs_;

@@ -99,7 +99,9 @@ std::string CompareValue(const Value& got, const Value& want, const Tolerance* t
 }
 
 // Runs one case in the current process; returns "" on success or the reason it failed.
-std::string RunCase(const fs::path& dir, const Tolerance* tol, bool check_shapes) {
+// Each data set runs `runs` times on one session: the first run records the memory plan and later
+// runs execute in the planned arena, so both paths are checked.
+std::string RunCase(const fs::path& dir, const Tolerance* tol, bool check_shapes, int runs) {
   SessionOptions opts;
   opts.check_input_shapes = check_shapes;
   auto session = Session::Load((dir / "model.onnx").string(), opts);
@@ -119,17 +121,21 @@ std::string RunCase(const fs::path& dir, const Tolerance* tol, bool check_shapes
       if (!v.ok()) return "reading " + p.string() + ": " + v.status().ToString();
       inputs[k] = std::move(v).value();
     }
-    std::vector<Value> outputs;
-    Status st = (*session)->Run(inputs, outputs);
-    if (!st.ok()) return "run: " + st.ToString();
-    const auto& outs = (*session)->outputs();
-    for (size_t k = 0; k < outs.size(); ++k) {
-      const fs::path p = set / ("output_" + std::to_string(k) + ".pb");
-      if (!fs::exists(p)) continue;
-      auto want = onnx_io::ReadValueFile(p.string(), outs[k].type);
-      if (!want.ok()) return "reading " + p.string() + ": " + want.status().ToString();
-      std::string diff = CompareValue(outputs[k], *want, tol);
-      if (!diff.empty()) return set.filename().string() + " output " + std::to_string(k) + " '" + outs[k].name + "': " + diff;
+    for (int run = 1; run <= runs; ++run) {
+      const std::string which = runs > 1 ? " (run " + std::to_string(run) + ")" : "";
+      std::vector<Value> outputs;
+      Status st = (*session)->Run(inputs, outputs);
+      if (!st.ok()) return "run" + which + ": " + st.ToString();
+      const auto& outs = (*session)->outputs();
+      for (size_t k = 0; k < outs.size(); ++k) {
+        const fs::path p = set / ("output_" + std::to_string(k) + ".pb");
+        if (!fs::exists(p)) continue;
+        auto want = onnx_io::ReadValueFile(p.string(), outs[k].type);
+        if (!want.ok()) return "reading " + p.string() + ": " + want.status().ToString();
+        std::string diff = CompareValue(outputs[k], *want, tol);
+        if (!diff.empty())
+          return set.filename().string() + which + " output " + std::to_string(k) + " '" + outs[k].name + "': " + diff;
+      }
     }
   }
   return "";
@@ -166,7 +172,9 @@ std::map<std::string, Tolerance> ReadTolerances(const std::string& path) {
 
 int main(int argc, char** argv) {
   std::string data = "/usr/share/libonnx-testdata/data", suite, expected_path, tol_path, lenient_path, filter;
-  int jobs = 2, timeout_s = 120;
+  int jobs = 2, timeout_s = 120, runs = 2;
+  // Uninitialised output buffers are filled with 0xFF, so a kernel that relies on zeroed memory fails.
+  setenv("STRATA_POISON_UNINITIALIZED", "1", 0);
   bool write_expected = false, verbose = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -179,6 +187,7 @@ int main(int argc, char** argv) {
     else if (a == "--filter") filter = next();
     else if (a == "--jobs") jobs = std::max(1, std::stoi(next()));
     else if (a == "--timeout") timeout_s = std::stoi(next());
+    else if (a == "--runs") runs = std::max(1, std::stoi(next()));
     else if (a == "--write-expected") write_expected = true;
     else if (a == "--verbose") verbose = true;
     else { std::cerr << "unknown argument " << a << "\n"; return 2; }
@@ -226,7 +235,7 @@ int main(int argc, char** argv) {
         close(fds[0]);
         auto it = tolerances.find(name);
         std::string r = RunCase(suite_dir / name, it == tolerances.end() ? nullptr : &it->second,
-                                !lenient.count(name));
+                                !lenient.count(name), runs);
         if (r.empty()) r = "PASS";
         if (write(fds[1], r.data(), r.size()) < 0) _exit(3);
         close(fds[1]);

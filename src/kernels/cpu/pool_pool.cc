@@ -347,7 +347,7 @@ class MaxUnpoolKernel final : public OpKernel {
       if (os.size() != ys.size()) return InvalidArgument("MaxUnpool: output_shape has the wrong rank");
       out_shape = os;
     }
-    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), out_shape));
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateZeroedOutput(0, X.dtype(), out_shape));
     // Indices address the default output shape; map them by coordinates into the requested one.
     const int64_t ndef = NumElements(ys);
     const bool same = out_shape == ys;

@@ -574,7 +574,7 @@ class TriluKernel final : public OpKernel {
       if (kv.size() != 1) return InvalidArgument(ctx.Where() + "k must be a scalar");
       k = kv[0];
     }
-    ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), x.shape()));
+    ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateZeroedOutput(0, x.dtype(), x.shape()));
     const int64_t rows = x.dim(x.rank() - 2), cols = x.dim(x.rank() - 1);
     const int64_t mats = rows * cols == 0 ? 0 : x.numel() / (rows * cols);
     return DispatchBySize(x.dtype(), [&](auto* tag) {

@@ -299,7 +299,7 @@ class EyeLikeKernel final : public OpKernel {
     const Tensor& x = ctx.input_tensor(0);
     if (x.rank() != 2) return InvalidArgument(ctx.Where() + "input must be 2-D, got shape " + ShapeToString(x.shape()));
     const DType dt = dtype_ == DType::kUndefined ? x.dtype() : dtype_;
-    ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, dt, x.shape()));
+    ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateZeroedOutput(0, dt, x.shape()));
     const int64_t rows = x.dim(0), cols = x.dim(1);
     return Dispatch(TypeList<float, double, Float16, BFloat16, int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
                              uint32_t, uint64_t, bool>{},

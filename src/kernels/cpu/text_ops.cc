@@ -201,7 +201,7 @@ class TfIdfVectorizerKernel final : public OpKernel {
         tok[static_cast<size_t>(i)] = x.GetAsInt64(i);
       }
     }
-    ASSIGN_OR_RETURN(Tensor* out, ctx.AllocateOutput(0, DType::kFloat, x.rank() == 2 ? Shape{rows, out_size_} : Shape{out_size_}));
+    ASSIGN_OR_RETURN(Tensor* out, ctx.AllocateZeroedOutput(0, DType::kFloat, x.rank() == 2 ? Shape{rows, out_size_} : Shape{out_size_}));
     float* o = out->data<float>();
     std::vector<int64_t> key;
     key.reserve(static_cast<size_t>(max_n_));
