@@ -76,6 +76,9 @@ struct Node {
   std::vector<std::string> inputs;   // "" marks an omitted optional input
   std::vector<std::string> outputs;  // "" marks an unrequested optional output
   std::vector<Attribute> attributes;
+  // Opset this node is written for; 0 means the model's import for its domain. Graph passes set it
+  // when they insert an op from a newer ONNX opset (LayerNormalization-17, Gelu-20) into an older model.
+  int64_t opset = 0;
 
   const Attribute* attr(std::string_view attr_name) const {
     for (const auto& a : attributes)

@@ -119,7 +119,7 @@ class CompileInfo final : public KernelInfo {
 };
 
 Status GraphCompiler::CompileNode(const ir::Node& node) {
-  const int64_t opset = model_.OpsetFor(node.domain);
+  const int64_t opset = node.opset > 0 ? node.opset : model_.OpsetFor(node.domain);
   auto& registry = KernelRegistry::Global();
   const std::string where = node.Describe() + " [domain " + node.domain + ", opset " + std::to_string(opset) + "]: ";
   if (opset == 0 && node.domain != ir::kOnnxDomain)

@@ -93,6 +93,24 @@ STRATA_MATH_OP(AcoshOp, acosh)
 STRATA_MATH_OP(AtanhOp, atanh)
 #undef STRATA_MATH_OP
 
+// Gelu (ONNX opset 20; graph passes insert it into older models): exact erf form or tanh approximation.
+struct GeluOp : HeavyOpBase {
+  bool tanh_approx = false;
+  Status Init(const KernelInfo& info) {
+    const std::string a = info.attr_string("approximate", "none");
+    if (a != "none" && a != "tanh") return info.Error("approximate must be 'none' or 'tanh', got '" + a + "'");
+    tanh_approx = a == "tanh";
+    return Status::Ok();
+  }
+  template <typename C> C operator()(C x) const {
+    if (tanh_approx) {
+      constexpr C kSqrt2OverPi = C(0.7978845608028654);
+      return C(0.5) * x * (C(1) + std::tanh(kSqrt2OverPi * (x + C(0.044715) * x * x * x)));
+    }
+    return C(0.5) * x * (C(1) + std::erf(x * C(0.7071067811865476)));
+  }
+};
+
 struct IsNaNOp : OpBase {
   static constexpr bool kBoolOut = true;
   template <typename C> bool operator()(C x) const { return x != x; }
@@ -235,8 +253,8 @@ class UnaryKernel final : public OpKernel {
 };
 
 template <typename Op, typename Types>
-KernelDef UnaryDef(const char* name, int since) {
-  return KernelDef{.op_type = name, .since = since, .until = 18, .dtypes = DTypesOf(Types{}),
+KernelDef UnaryDef(const char* name, int since, int until = 18) {
+  return KernelDef{.op_type = name, .since = since, .until = until, .dtypes = DTypesOf(Types{}),
                    .factory = MakeKernel<UnaryKernel<Op, Types>>};
 }
 
@@ -287,6 +305,7 @@ const KernelRegistrar kUnary[] = {
     KernelRegistrar{UnaryDef<ThresholdedReluOp, F>("ThresholdedRelu", 10)},
     KernelRegistrar{UnaryDef<ShrinkOp, N>("Shrink", 9)},
     KernelRegistrar{UnaryDef<MishOp, F>("Mish", 18)},
+    KernelRegistrar{UnaryDef<GeluOp, F>("Gelu", 20, 20)},
 };
 
 // ---- Clip ----

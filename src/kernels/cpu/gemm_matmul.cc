@@ -180,7 +180,10 @@ class MatMulKernel final : public OpKernel {
         fmm_.Run(g, a.data(), b.data(), y.data());
         nn::ConvertBufferToHalf(y.data(), Y->data<T>(), Y->numel());
       } else {
-        if (g.K == 0) return Status::Ok();  // already zero-filled
+        if (g.K == 0) {  // empty sums
+          std::fill_n(Y->data<T>(), Y->numel(), T{});
+          return Status::Ok();
+        }
         BatchedMatMulRef<T>(g, A.data<T>(), B.data<T>(), Y->data<T>());
       }
       return Status::Ok();
