@@ -20,6 +20,7 @@ struct BenchArgs {
   std::vector<std::string> inputs;
   std::vector<std::string> shapes;
   int threads = 0;
+  bool no_memory_plan = false;
   int runs = 20;
   int warmup = 3;
   bool json = false;
@@ -101,6 +102,7 @@ int Bench(const BenchArgs& a) {
   }
   SessionOptions opts;
   opts.num_threads = a.threads;
+  opts.plan_memory = !a.no_memory_plan;
   const auto t0 = std::chrono::steady_clock::now();
   auto session = Session::Load(a.model, opts);
   if (!session.ok()) return Fail(session.status());
@@ -168,6 +170,7 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_option("--runs", args->runs, "timed runs")->capture_default_str();
   cmd->add_option("--warmup", args->warmup, "untimed runs after the first")->capture_default_str();
   cmd->add_flag("--json", args->json, "print one JSON object");
+  cmd->add_flag("--no-memory-plan", args->no_memory_plan, "allocate every tensor on the heap (for comparison)");
   cmd->add_flag("--load-only", args->load_only, "only load and compile the model; report load time and peak RSS");
   cmd->callback([args]() { throw CLI::RuntimeError(Bench(*args)); });
 }

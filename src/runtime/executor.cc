@@ -1,8 +1,11 @@
 #include "runtime/executor.h"
 
+#include <algorithm>
 #include <climits>
+#include <cstring>
 
 #include "core/dtype_names.h"
+#include "runtime/memory_plan.h"
 #include "runtime/session.h"
 
 namespace strata {
@@ -10,7 +13,7 @@ namespace {
 
 constexpr int kPinned = INT_MAX;  // slots never released during a run
 
-class ExecContext final : public KernelContext {
+class ExecContext : public KernelContext {
  public:
   explicit ExecContext(std::vector<Value>& frame) : frame_(frame) {}
 
@@ -26,7 +29,7 @@ class ExecContext final : public KernelContext {
     return g.Run(&frame_, inputs, outputs);
   }
 
- private:
+ protected:
   std::vector<Value>& frame_;
 };
 
@@ -75,6 +78,7 @@ class GraphCompiler {
   void Use(int slot) {
     int& lu = last_use_[static_cast<size_t>(slot)];
     if (lu != kPinned) lu = std::max(lu, current_step_);
+    step_reads_.push_back(slot);
   }
   void Pin(int slot) { last_use_[static_cast<size_t>(slot)] = kPinned; }
 
@@ -88,6 +92,7 @@ class GraphCompiler {
   std::unordered_map<std::string, const ir::TypeInfo*> types_;
   std::unordered_map<std::string, Tensor> consts_;
   std::vector<int> last_use_;
+  std::vector<int> step_reads_;  // slots the node being compiled reads, directly or through captures
   int current_step_ = 0;
 
   friend class CompileInfo;
@@ -133,6 +138,7 @@ Status GraphCompiler::CompileNode(const ir::Node& node) {
 
   CompiledGraph::Step step;
   step.node = &node;
+  step_reads_.clear();
   for (const auto& name : node.inputs) {
     if (name.empty()) { step.inputs.push_back(-1); continue; }
     const int s = Resolve(name);
@@ -186,6 +192,9 @@ Status GraphCompiler::CompileNode(const ir::Node& node) {
     }
     return Status::Ok();
   }
+  step.reads = step_reads_;
+  std::sort(step.reads.begin(), step.reads.end());
+  step.reads.erase(std::unique(step.reads.begin(), step.reads.end()), step.reads.end());
   out_->steps_.push_back(std::move(step));
   ++current_step_;
   return Status::Ok();
@@ -220,6 +229,8 @@ Result<std::shared_ptr<CompiledGraph>> GraphCompiler::Compile() {
     const int lu = last_use_[slot];
     if (lu >= 0 && lu != kPinned) out_->steps_[static_cast<size_t>(lu)].release.push_back(static_cast<int>(slot));
   }
+  out_->is_constant_slot_.assign(static_cast<size_t>(out_->num_slots_), 0);
+  for (const auto& c : out_->constants_) out_->is_constant_slot_[static_cast<size_t>(c.first)] = 1;
   return out_;
 }
 
@@ -246,6 +257,364 @@ Status CompiledGraph::Run(const std::vector<Value>* outer, std::span<const Value
   outputs.clear();
   outputs.reserve(output_slots_.size());
   for (int s : output_slots_) outputs.push_back(frame[static_cast<size_t>(s)]);
+  return Status::Ok();
+}
+
+// ---- Main-graph runs with a memory plan ----
+//
+// The first run with given input shapes records, for every AllocateOutput call, its size, the step
+// that made it and the last step that reads it (or any view of it, found by address). Buffers that
+// escape the run (graph outputs, sequences, anything still referenced afterwards) stay on the heap;
+// the rest get offsets in one arena (PlanArena). Later runs with the same shapes hand out those
+// offsets in the same call order. Anything that does not match the recording (a size that changed,
+// an output aliasing memory the plan did not expect) falls back to the heap or is copied out, and
+// the plan is re-recorded, so a wrong guess costs time, never correctness.
+
+namespace {
+
+struct PlanEntry {
+  size_t bytes = 0;
+  int64_t offset = -1;  // -1: heap
+};
+
+struct ExpectedBuffer {  // the arena range a step output should lie in (offset -1: not in the arena)
+  int64_t offset = -1;
+  size_t bytes = 0;
+};
+
+struct MemoryPlan {
+  std::vector<int64_t> signature;
+  std::vector<uint32_t> step_begin;  // entries of step k: [step_begin[k], step_begin[k + 1])
+  std::vector<PlanEntry> entries;
+  std::vector<uint32_t> output_begin;  // expected ranges of step k's outputs start here
+  std::vector<ExpectedBuffer> expected;
+  MemoryStats stats;
+  bool stale = false;
+  int recordings = 0;
+};
+
+constexpr int kMaxRecordings = 3;  // after this many mismatching plans, a signature runs on the heap
+constexpr size_t kMaxPlans = 8;
+
+void AppendSignature(const Value& v, std::vector<int64_t>& sig) {
+  sig.push_back(static_cast<int64_t>(v.kind()));
+  if (!v.is_tensor()) return;
+  const Tensor& t = v.tensor();
+  sig.push_back(static_cast<int64_t>(t.dtype()));
+  sig.push_back(t.rank());
+  for (int64_t d : t.shape()) sig.push_back(d);
+}
+
+}  // namespace
+
+class RunState {
+ public:
+  std::vector<Value> frame;
+  bool plan_memory = true;
+  bool constants_loaded = false;
+  std::vector<int64_t> signature;
+  std::vector<std::unique_ptr<MemoryPlan>> plans;
+  std::shared_ptr<char> arena;
+  size_t arena_bytes = 0;
+  MemoryStats last;
+
+  char* EnsureArena(size_t bytes) {
+    if (bytes > arena_bytes) {
+      // Tensors of earlier runs that still point into the old arena keep it alive through the owner.
+      char* p = static_cast<char*>(std::aligned_alloc(kArenaAlignment, bytes));
+      if (!p) return nullptr;
+      // Fresh arena memory is poisoned like any uninitialised buffer, and touched once up front so
+      // runs do not page-fault it in.
+      std::memset(p, 0xFF, bytes);
+      arena.reset(p, [](char* q) { std::free(q); });
+      arena_bytes = bytes;
+    }
+    return arena.get();
+  }
+};
+
+void RunStateDeleter::operator()(RunState* s) const { delete s; }
+
+namespace {
+
+class MainContext final : public ExecContext {
+ public:
+  enum class Mode { kHeap, kRecord, kPlanned };
+
+  struct Recorded {
+    int step;
+    size_t bytes;
+    const char* begin;
+    int last;
+    bool escapes = false;
+  };
+
+  MainContext(std::vector<Value>& frame, Mode mode) : ExecContext(frame), mode_(mode) {}
+
+  void BeginStep(int k) {
+    step_ = k;
+    if (mode_ == Mode::kPlanned) {
+      cursor_ = plan_->step_begin[static_cast<size_t>(k)];
+      end_ = plan_->step_begin[static_cast<size_t>(k) + 1];
+    }
+  }
+  void UsePlan(const MemoryPlan* plan, const std::shared_ptr<char>& arena) {
+    plan_ = plan;
+    arena_ = arena;
+  }
+
+  // Index of the live recorded buffer holding `p`, or -1.
+  int FindRecorded(const void* p) const {
+    const char* c = static_cast<const char*>(p);
+    for (size_t i = rec_.size(); i-- > 0;) {
+      const Recorded& r = rec_[i];
+      if ((*alive_)[i] && r.bytes > 0 && c >= r.begin && c < r.begin + r.bytes) return static_cast<int>(i);
+    }
+    return -1;
+  }
+  bool InArena(const void* p) const {
+    const char* c = static_cast<const char*>(p);
+    return arena_ && c >= arena_.get() && c < arena_.get() + plan_->stats.arena_bytes;
+  }
+  const char* arena() const { return arena_.get(); }
+
+  std::vector<Recorded>& recorded() { return rec_; }
+  const std::vector<char>& alive() const { return *alive_; }
+
+ protected:
+  Result<Tensor> NewOutputTensor(int i, DType dtype, Shape shape) override {
+    if (mode_ == Mode::kPlanned && cursor_ < end_) {
+      const PlanEntry& e = plan_->entries[cursor_++];
+      if (e.offset >= 0 && dtype != DType::kString) {
+        ASSIGN_OR_RETURN(const size_t bytes, Tensor::CheckedByteSize(dtype, shape));
+        if (bytes == e.bytes)
+          return Tensor::Borrow(dtype, std::move(shape), arena_.get() + e.offset, arena_);
+      }
+    }
+    if (mode_ != Mode::kRecord || dtype == DType::kString) return ExecContext::NewOutputTensor(i, dtype, std::move(shape));
+    ASSIGN_OR_RETURN(Tensor storage, Tensor::CreateUninitialized(dtype, shape));
+    // The owner flags the buffer dead when its last reference goes, so address lookups only see
+    // live buffers (a freed address may be handed out again).
+    struct Tracked {
+      Tracked(Tensor t, std::shared_ptr<std::vector<char>> a, size_t i) : storage(std::move(t)), alive(std::move(a)), id(i) {}
+      Tracked(const Tracked&) = delete;
+      Tracked& operator=(const Tracked&) = delete;
+      ~Tracked() { (*alive)[id] = 0; }
+      Tensor storage;
+      std::shared_ptr<std::vector<char>> alive;
+      size_t id;
+    };
+    const size_t id = rec_.size();
+    rec_.push_back({step_, storage.nbytes(), static_cast<const char*>(storage.raw()), step_});
+    alive_->push_back(1);
+    void* data = storage.raw();
+    auto owner = std::make_shared<Tracked>(std::move(storage), alive_, id);
+    return Tensor::Borrow(dtype, std::move(shape), data, std::move(owner));
+  }
+
+ private:
+  Mode mode_;
+  int step_ = 0;
+  // recording
+  std::vector<Recorded> rec_;
+  std::shared_ptr<std::vector<char>> alive_ = std::make_shared<std::vector<char>>();
+  // planned
+  const MemoryPlan* plan_ = nullptr;
+  std::shared_ptr<char> arena_;
+  uint32_t cursor_ = 0, end_ = 0;
+};
+
+}  // namespace
+
+RunStatePtr CompiledGraph::NewRunState(bool plan_memory) const {
+  RunStatePtr s(new RunState());
+  s->plan_memory = plan_memory;
+  s->frame.resize(static_cast<size_t>(num_slots_));
+  return s;
+}
+
+MemoryStats CompiledGraph::LastMemoryStats(const RunState& state) { return state.last; }
+
+Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::vector<Value>& outputs) const {
+  if (!captures_.empty()) return Internal("graph '" + name_ + "' captures outer values but has no enclosing frame");
+  if (inputs.size() > input_slots_.size())
+    return InvalidArgument("graph '" + name_ + "' takes " + std::to_string(input_slots_.size()) + " inputs, got " +
+                           std::to_string(inputs.size()));
+  std::vector<Value>& frame = state.frame;
+  if (!state.constants_loaded) {
+    for (const auto& [slot, v] : constants_) frame[static_cast<size_t>(slot)] = v;
+    state.constants_loaded = true;
+  }
+
+  // Pick the plan for these input shapes.
+  state.signature.clear();
+  for (const Value& v : inputs) AppendSignature(v, state.signature);
+  MemoryPlan* plan = nullptr;
+  for (auto& p : state.plans)
+    if (p->signature == state.signature) plan = p.get();
+  MainContext::Mode mode = MainContext::Mode::kRecord;
+  if (plan && !plan->stale) mode = MainContext::Mode::kPlanned;
+  else if (plan && plan->recordings >= kMaxRecordings) mode = MainContext::Mode::kHeap;
+  for (const Value& v : inputs)
+    if (v.is_sequence()) mode = MainContext::Mode::kHeap;  // not worth planning
+  if (!state.plan_memory) mode = MainContext::Mode::kHeap;
+
+  char* arena = nullptr;
+  if (mode == MainContext::Mode::kPlanned && plan->stats.arena_bytes > 0) {
+    arena = state.EnsureArena(plan->stats.arena_bytes);
+    if (!arena) mode = MainContext::Mode::kHeap;  // no memory for the arena: run on the heap
+  }
+  MainContext ctx(frame, mode);
+  if (mode == MainContext::Mode::kPlanned) ctx.UsePlan(plan, arena ? state.arena : nullptr);
+  for (size_t i = 0; i < inputs.size(); ++i) frame[static_cast<size_t>(input_slots_[i])] = inputs[i];
+
+  std::vector<int> slot_buffer;  // recording: the recorded buffer each slot's tensor lives in
+  if (mode == MainContext::Mode::kRecord) slot_buffer.assign(frame.size(), -1);
+
+  auto clear_frame = [&] {
+    for (size_t s = 0; s < frame.size(); ++s)
+      if (!is_constant_slot_[s]) frame[s] = Value();
+  };
+
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    const Step& step = steps_[k];
+    ctx.BeginStep(static_cast<int>(k));
+    ctx.Bind(step);
+    Status st = step.kernel->Compute(ctx);
+    if (!st.ok()) {
+      clear_frame();
+      return st.message().rfind("node ", 0) == 0 ? st : st.WithContext(step.node->Describe() + ": ");
+    }
+    if (mode == MainContext::Mode::kRecord) {
+      auto& rec = ctx.recorded();
+      for (int s : step.outputs) {
+        if (s < 0) continue;
+        const Value& v = frame[static_cast<size_t>(s)];
+        if (v.is_tensor()) {
+          slot_buffer[static_cast<size_t>(s)] = ctx.FindRecorded(v.tensor().raw());
+        } else if (v.is_sequence()) {
+          for (const Tensor& t : v.sequence())
+            if (int b = ctx.FindRecorded(t.raw()); b >= 0) rec[static_cast<size_t>(b)].escapes = true;
+        }
+      }
+      for (int s : step.reads)
+        if (int b = slot_buffer[static_cast<size_t>(s)]; b >= 0)
+          rec[static_cast<size_t>(b)].last = std::max(rec[static_cast<size_t>(b)].last, static_cast<int>(k));
+    } else if (mode == MainContext::Mode::kPlanned) {
+      // Outputs must lie where the recording said; anything else in the arena is copied out.
+      const uint32_t ob = plan->output_begin[k];
+      for (size_t j = 0; j < step.outputs.size(); ++j) {
+        const int s = step.outputs[j];
+        if (s < 0) continue;
+        Value& v = frame[static_cast<size_t>(s)];
+        if (v.is_tensor()) {
+          const char* p = static_cast<const char*>(v.tensor().raw());
+          if (!ctx.InArena(p)) continue;
+          const ExpectedBuffer& e = plan->expected[ob + j];
+          if (e.offset >= 0 && p >= arena + e.offset && p < arena + e.offset + e.bytes) continue;
+          v = Value(v.tensor().Clone());
+          plan->stale = true;
+        } else if (v.is_sequence()) {
+          bool in_arena = false;
+          for (const Tensor& t : v.sequence()) in_arena |= ctx.InArena(t.raw());
+          if (!in_arena) continue;
+          std::vector<Tensor> items;
+          for (const Tensor& t : v.sequence()) items.push_back(ctx.InArena(t.raw()) ? t.Clone() : t);
+          v = Value::Sequence(std::move(items), v.sequence_elem_type());
+          plan->stale = true;
+        }
+      }
+    }
+    for (int s : step.release) frame[static_cast<size_t>(s)] = Value();
+  }
+
+  outputs.clear();
+  outputs.reserve(output_slots_.size());
+  for (int s : output_slots_) outputs.push_back(frame[static_cast<size_t>(s)]);
+
+  if (mode == MainContext::Mode::kPlanned) {
+    // A graph output placed in the arena (it aliases an intermediate the recording did not see) is
+    // copied, so the caller never holds memory the next run overwrites.
+    for (Value& v : outputs)
+      if (v.is_tensor() && ctx.InArena(v.tensor().raw())) {
+        v = Value(v.tensor().Clone());
+        plan->stale = true;
+      }
+    state.last = plan->stats;
+    state.last.planned = true;
+    clear_frame();
+    return Status::Ok();
+  }
+  if (mode == MainContext::Mode::kHeap) {
+    state.last = MemoryStats{};
+    clear_frame();
+    return Status::Ok();
+  }
+
+  // Recording: decide which buffers escape, then plan the rest.
+  auto& rec = ctx.recorded();
+  for (int s : output_slots_) {
+    if (int b = slot_buffer[static_cast<size_t>(s)]; b >= 0) rec[static_cast<size_t>(b)].escapes = true;
+    const Value& v = frame[static_cast<size_t>(s)];
+    if (v.is_sequence())
+      for (const Tensor& t : v.sequence())
+        if (int b = ctx.FindRecorded(t.raw()); b >= 0) rec[static_cast<size_t>(b)].escapes = true;
+  }
+  clear_frame();
+  // Whatever is still alive now is held by the caller's outputs or by a kernel: keep it on the heap.
+  for (size_t i = 0; i < rec.size(); ++i)
+    if (ctx.alive()[i]) rec[i].escapes = true;
+
+  if (!plan) {
+    if (state.plans.size() >= kMaxPlans) state.plans.erase(state.plans.begin());
+    state.plans.push_back(std::make_unique<MemoryPlan>());
+    plan = state.plans.back().get();
+    plan->signature = state.signature;
+  }
+  const int recordings = plan->recordings + 1;
+  *plan = MemoryPlan{};
+  plan->signature = state.signature;
+  plan->recordings = recordings;
+
+  std::vector<BufferLifetime> lifetimes;
+  std::vector<int> placed_index(rec.size(), -1);
+  for (size_t i = 0; i < rec.size(); ++i) {
+    if (rec[i].escapes || rec[i].bytes == 0) continue;
+    placed_index[i] = static_cast<int>(lifetimes.size());
+    lifetimes.push_back({rec[i].bytes, rec[i].step, rec[i].last});
+  }
+  const ArenaLayout layout = PlanArena(lifetimes);
+  plan->step_begin.assign(steps_.size() + 1, 0);
+  for (const auto& r : rec) ++plan->step_begin[static_cast<size_t>(r.step) + 1];
+  for (size_t k = 1; k < plan->step_begin.size(); ++k) plan->step_begin[k] += plan->step_begin[k - 1];
+  plan->entries.reserve(rec.size());
+  for (size_t i = 0; i < rec.size(); ++i) {
+    const int pi = placed_index[i];
+    plan->entries.push_back({rec[i].bytes, pi < 0 ? -1 : static_cast<int64_t>(layout.offsets[static_cast<size_t>(pi)])});
+    if (pi >= 0) {
+      ++plan->stats.planned_buffers;
+      plan->stats.planned_bytes += rec[i].bytes;
+    } else {
+      ++plan->stats.heap_buffers;
+    }
+  }
+  plan->output_begin.reserve(steps_.size());
+  for (const Step& step : steps_) {
+    plan->output_begin.push_back(static_cast<uint32_t>(plan->expected.size()));
+    for (int s : step.outputs) {
+      ExpectedBuffer e;
+      if (s >= 0) {
+        if (int b = slot_buffer[static_cast<size_t>(s)]; b >= 0 && plan->entries[static_cast<size_t>(b)].offset >= 0) {
+          e.offset = plan->entries[static_cast<size_t>(b)].offset;
+          e.bytes = plan->entries[static_cast<size_t>(b)].bytes;
+        }
+      }
+      plan->expected.push_back(e);
+    }
+  }
+  plan->stats.arena_bytes = layout.arena_bytes;
+  state.last = plan->stats;
+  state.last.planned = false;
   return Status::Ok();
 }
 

@@ -14,6 +14,23 @@
 
 namespace strata {
 
+// What a run's memory plan did (for `strata inspect` and tests).
+struct MemoryStats {
+  bool planned = false;       // the run executed in a planned arena
+  size_t arena_bytes = 0;     // size of the arena the plan needs
+  size_t planned_bytes = 0;   // sum of the intermediates placed in the arena
+  int planned_buffers = 0;
+  int heap_buffers = 0;       // outputs and anything the plan could not place
+};
+
+// Per-caller execution state of a main graph: its value frame, one memory plan per input-shape
+// signature, and the arena. Reused across runs so the steady state does not allocate per tensor.
+class RunState;
+struct RunStateDeleter {
+  void operator()(RunState* s) const;
+};
+using RunStatePtr = std::unique_ptr<RunState, RunStateDeleter>;
+
 class CompiledGraph {
  public:
   struct Step {
@@ -21,11 +38,19 @@ class CompiledGraph {
     std::unique_ptr<OpKernel> kernel;
     std::vector<int> inputs;    // slot per node input, -1 when omitted
     std::vector<int> outputs;   // slot per node output, -1 when unrequested
+    std::vector<int> reads;     // every slot the step reads, incl. values its subgraphs capture
     std::vector<int> release;   // slots whose last reader is this step
   };
 
-  // Runs with `outer` as the frame of the enclosing graph (nullptr for the main graph).
+  // Runs with `outer` as the frame of the enclosing graph (nullptr for the main graph), allocating
+  // every tensor on the heap. Subgraph bodies run this way.
   Status Run(const std::vector<Value>* outer, std::span<const Value> inputs, std::vector<Value>& outputs) const;
+
+  // Runs the main graph in `state`. The first run with given input shapes records every output
+  // allocation and plans an arena for them; later runs with the same shapes place intermediates there.
+  Status Run(RunState& state, std::span<const Value> inputs, std::vector<Value>& outputs) const;
+  RunStatePtr NewRunState(bool plan_memory = true) const;
+  static MemoryStats LastMemoryStats(const RunState& state);
 
   int num_inputs() const { return static_cast<int>(input_slots_.size()); }
   int num_outputs() const { return static_cast<int>(output_slots_.size()); }
@@ -38,6 +63,7 @@ class CompiledGraph {
   std::vector<int> output_slots_;
   std::vector<std::pair<int, Value>> constants_;
   std::vector<std::pair<int, int>> captures_;  // (local slot, slot in the enclosing frame)
+  std::vector<char> is_constant_slot_;
   int num_slots_ = 0;
 };
 

@@ -61,6 +61,7 @@ Result<std::unique_ptr<Session>> Session::FromModel(ir::Model model, const Sessi
   std::unique_ptr<Session> s(new Session());
   s->num_threads_ = ResolveThreadCount(options.num_threads);
   s->check_input_shapes_ = options.check_input_shapes;
+  s->plan_memory_ = options.plan_memory;
   SetIntraOpThreads(s->num_threads_);  // kernels may already use threads while compiling
   s->model_ = std::move(model);
   // Types for every value before compiling, so load-time dtype checks see them.
@@ -82,7 +83,25 @@ Status Session::Run(std::span<const Value> inputs, std::vector<Value>& outputs) 
   std::map<std::string, int64_t> symbols;
   for (size_t i = 0; i < inputs.size(); ++i) RETURN_IF_ERROR(CheckInput(inputs_[i], inputs[i], check_input_shapes_, symbols));
   SetIntraOpThreads(num_threads_);
-  return plan_->Run(nullptr, inputs, outputs);
+  RunStatePtr state;
+  {
+    std::lock_guard<std::mutex> lock(states_mu_);
+    if (!idle_states_.empty()) {
+      state = std::move(idle_states_.back());
+      idle_states_.pop_back();
+    }
+  }
+  if (!state) state = plan_->NewRunState(plan_memory_);
+  Status st = plan_->Run(*state, inputs, outputs);
+  std::lock_guard<std::mutex> lock(states_mu_);
+  last_stats_ = CompiledGraph::LastMemoryStats(*state);
+  idle_states_.push_back(std::move(state));
+  return st;
+}
+
+MemoryStats Session::last_memory_stats() const {
+  std::lock_guard<std::mutex> lock(states_mu_);
+  return last_stats_;
 }
 
 }  // namespace strata

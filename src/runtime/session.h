@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -9,16 +10,18 @@
 #include "core/status.h"
 #include "core/value.h"
 #include "ir/graph.h"
+#include "runtime/executor.h"
 
 namespace strata {
-
-class CompiledGraph;
 
 struct SessionOptions {
   int num_threads = 0;   // 0: one per physical core
   // Reject inputs whose shape contradicts the model's declared input shape. Turning it off trusts
   // the data over the declaration (dtypes are still checked, and kernels still check what they need).
   bool check_input_shapes = true;
+  // Place intermediates in one arena planned from the first run with each input-shape signature.
+  // Off: every tensor is allocated on the heap (for comparison and debugging).
+  bool plan_memory = true;
 };
 
 class Session {
@@ -33,8 +36,12 @@ class Session {
   const ir::Model& model() const { return model_; }
   int num_threads() const { return num_threads_; }
 
-  // Checks inputs against the declared types and shapes, runs, and fills `outputs`.
+  // Checks inputs against the declared types and shapes, runs, and fills `outputs`. Safe to call
+  // from several threads at once: each concurrent run gets its own execution state and arena.
   Status Run(std::span<const Value> inputs, std::vector<Value>& outputs);
+
+  // The memory plan of the most recent run (arena size against the sum of the intermediates).
+  MemoryStats last_memory_stats() const;
 
  private:
   Session() = default;
@@ -42,8 +49,12 @@ class Session {
   std::vector<ir::ValueInfo> inputs_;
   std::vector<ir::ValueInfo> outputs_;
   std::shared_ptr<CompiledGraph> plan_;
+  mutable std::mutex states_mu_;
+  std::vector<RunStatePtr> idle_states_;
+  MemoryStats last_stats_;
   int num_threads_ = 1;
   bool check_input_shapes_ = true;
+  bool plan_memory_ = true;
 };
 
 }  // namespace strata

@@ -1,0 +1,178 @@
+// The arena planner, and main-graph runs in the planned arena against heap runs.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "onnx/importer.h"
+#include "runtime/memory_plan.h"
+#include "runtime/session.h"
+#include "test_model_builder.h"
+
+namespace strata {
+namespace {
+
+using testing::ModelBuilder;
+
+bool Overlap(const BufferLifetime& a, const BufferLifetime& b) { return a.first <= b.last && b.first <= a.last; }
+
+void ExpectValidLayout(const std::vector<BufferLifetime>& bufs, const ArenaLayout& l) {
+  ASSERT_EQ(l.offsets.size(), bufs.size());
+  for (size_t i = 0; i < bufs.size(); ++i) {
+    EXPECT_EQ(l.offsets[i] % kArenaAlignment, 0u);
+    EXPECT_LE(l.offsets[i] + bufs[i].bytes, l.arena_bytes);
+    for (size_t j = i + 1; j < bufs.size(); ++j) {
+      if (!Overlap(bufs[i], bufs[j]) || bufs[i].bytes == 0 || bufs[j].bytes == 0) continue;
+      const bool disjoint = l.offsets[i] + bufs[i].bytes <= l.offsets[j] || l.offsets[j] + bufs[j].bytes <= l.offsets[i];
+      EXPECT_TRUE(disjoint) << "buffers " << i << " and " << j << " are live together and share bytes";
+    }
+  }
+  EXPECT_LE(l.arena_bytes, l.total_bytes);
+}
+
+TEST(PlanArena, ChainReusesMemoryOfDeadBuffers) {
+  // a -> b -> c -> d: each buffer dies when the next is made, so two slots suffice.
+  std::vector<BufferLifetime> bufs = {{1000, 0, 1}, {1000, 1, 2}, {1000, 2, 3}, {1000, 3, 4}};
+  const ArenaLayout l = PlanArena(bufs);
+  ExpectValidLayout(bufs, l);
+  EXPECT_EQ(l.total_bytes, 4 * 1024u);
+  EXPECT_EQ(l.arena_bytes, 2 * 1024u);
+}
+
+TEST(PlanArena, RandomLifetimesNeverShareLiveBytes) {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<BufferLifetime> bufs(std::uniform_int_distribution<int>(0, 40)(rng));
+    for (auto& b : bufs) {
+      b.first = std::uniform_int_distribution<int>(0, 30)(rng);
+      b.last = b.first + std::uniform_int_distribution<int>(0, 8)(rng);
+      b.bytes = std::uniform_int_distribution<size_t>(0, 5000)(rng);
+    }
+    ExpectValidLayout(bufs, PlanArena(bufs));
+  }
+}
+
+std::unique_ptr<Session> Load(const std::string& bytes, bool plan_memory) {
+  auto model = onnx_io::LoadModelFromBytes(bytes.data(), bytes.size());
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  SessionOptions opts;
+  opts.plan_memory = plan_memory;
+  auto s = Session::FromModel(std::move(model).value(), opts);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return std::move(s).value();
+}
+
+Tensor Random(const Shape& shape, uint32_t seed) {
+  Tensor t(DType::kFloat, shape);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-2.f, 2.f);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
+  return t;
+}
+
+void ExpectEqual(const Tensor& a, const Tensor& b) {
+  ASSERT_EQ(a.shape(), b.shape());
+  for (int64_t i = 0; i < a.numel(); ++i) ASSERT_EQ(a.data<float>()[i], b.data<float>()[i]) << "element " << i;
+}
+
+// A chain with a branch, a view (Reshape) that outlives its source's producer, and two graph
+// outputs, one of which is a view of an intermediate.
+std::string BranchyModel() {
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {-1, 64});
+  b.Output("y", onnx::TensorProto::FLOAT, {-1, 64});
+  b.Output("r", onnx::TensorProto::FLOAT, {-1});
+  b.Initializer("shape", {}, {1}).clear_float_data();
+  auto& shape = b.proto().mutable_graph()->mutable_initializer()->at(0);
+  shape.set_data_type(onnx::TensorProto::INT64);
+  shape.add_int64_data(-1);
+  b.Node("Relu", {"x"}, {"a"});
+  b.Node("Exp", {"a"}, {"e"});
+  b.Node("Reshape", {"e"}, {"flat"});
+  b.proto().mutable_graph()->mutable_node()->rbegin()->add_input("shape");
+  b.Node("Neg", {"a"}, {"n"});
+  b.Node("Add", {"n", "e"}, {"s"});
+  b.Node("Tanh", {"s"}, {"t"});
+  b.Node("Mul", {"t", "a"}, {"y"});
+  b.Node("Identity", {"flat"}, {"r"});
+  return b.Bytes();
+}
+
+TEST(PlannedRun, MatchesHeapRunAndOutputsSurviveLaterRuns) {
+  const std::string bytes = BranchyModel();
+  auto planned = Load(bytes, true);
+  auto heap = Load(bytes, false);
+  std::vector<Value> first;
+  const Tensor x0 = Random({8, 64}, 1);
+  ASSERT_TRUE(planned->Run(std::vector<Value>{x0}, first).ok());
+  EXPECT_FALSE(planned->last_memory_stats().planned);  // the first run records
+  const Tensor y0 = first[0].tensor().Clone(), r0 = first[1].tensor().Clone();
+  for (uint32_t seed = 2; seed < 6; ++seed) {
+    const Tensor x = Random({8, 64}, seed);
+    std::vector<Value> got, want;
+    ASSERT_TRUE(planned->Run(std::vector<Value>{x}, got).ok());
+    ASSERT_TRUE(heap->Run(std::vector<Value>{x}, want).ok());
+    const MemoryStats st = planned->last_memory_stats();
+    EXPECT_TRUE(st.planned);
+    EXPECT_GT(st.planned_buffers, 0);
+    EXPECT_LT(st.arena_bytes, st.planned_bytes);  // dead intermediates share memory
+    ExpectEqual(got[0].tensor(), want[0].tensor());
+    ExpectEqual(got[1].tensor(), want[1].tensor());
+  }
+  // The outputs of the first run are the caller's: later runs must not have written over them.
+  ExpectEqual(first[0].tensor(), y0);
+  ExpectEqual(first[1].tensor(), r0);
+}
+
+TEST(PlannedRun, NewInputShapesGetTheirOwnPlan) {
+  auto planned = Load(BranchyModel(), true);
+  auto heap = Load(BranchyModel(), false);
+  for (int64_t rows : {4, 16, 4, 1, 16, 1}) {
+    const Tensor x = Random({rows, 64}, static_cast<uint32_t>(rows));
+    std::vector<Value> got, want;
+    ASSERT_TRUE(planned->Run(std::vector<Value>{x}, got).ok());
+    ASSERT_TRUE(heap->Run(std::vector<Value>{x}, want).ok());
+    ExpectEqual(got[0].tensor(), want[0].tensor());
+    ExpectEqual(got[1].tensor(), want[1].tensor());
+  }
+}
+
+TEST(PlannedRun, DataDependentShapesFallBackSafely) {
+  // NonZero's output size depends on the values, not the input shape: the recorded sizes go stale.
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {32});
+  b.Output("y", onnx::TensorProto::FLOAT, {-1});
+  b.Node("Relu", {"x"}, {"a"});
+  b.Node("NonZero", {"a"}, {"idx"});
+  b.Node("Cast", {"idx"}, {"f"}).add_attribute()->CopyFrom([] {
+    onnx::AttributeProto a;
+    a.set_name("to");
+    a.set_type(onnx::AttributeProto::INT);
+    a.set_i(onnx::TensorProto::FLOAT);
+    return a;
+  }());
+  b.Node("Exp", {"f"}, {"e"});
+  b.Node("ReduceSum", {"e"}, {"y0"}).add_attribute()->CopyFrom([] {
+    onnx::AttributeProto a;
+    a.set_name("keepdims");
+    a.set_type(onnx::AttributeProto::INT);
+    a.set_i(0);
+    return a;
+  }());
+  b.Node("Reshape", {"y0", "minus1"}, {"y"});
+  b.Initializer("minus1", {}, {1}).clear_float_data();
+  auto& m1 = *b.proto().mutable_graph()->mutable_initializer()->rbegin();
+  m1.set_data_type(onnx::TensorProto::INT64);
+  m1.add_int64_data(-1);
+  auto planned = Load(b.Bytes(), true);
+  auto heap = Load(b.Bytes(), false);
+  for (uint32_t seed = 0; seed < 8; ++seed) {
+    const Tensor x = Random({32}, seed);
+    std::vector<Value> got, want;
+    ASSERT_TRUE(planned->Run(std::vector<Value>{x}, got).ok());
+    ASSERT_TRUE(heap->Run(std::vector<Value>{x}, want).ok());
+    ExpectEqual(got[0].tensor(), want[0].tensor());
+  }
+}
+
+}  // namespace
+}  // namespace strata
