@@ -7,6 +7,7 @@
 #include "core/dtype_names.h"
 #include "runtime/memory_plan.h"
 #include "runtime/session.h"
+#include "runtime/threading.h"
 
 namespace strata {
 namespace {
@@ -476,11 +477,21 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
       if (!is_constant_slot_[s]) frame[s] = Value();
   };
 
+  const int threads = IntraOpThreads();
   for (size_t k = 0; k < steps_.size(); ++k) {
     const Step& step = steps_[k];
     ctx.BeginStep(static_cast<int>(k));
     ctx.Bind(step);
+    bool serial = false;
+    if (threads > 1) {
+      int64_t work = 0;
+      for (int s : step.inputs)
+        if (s >= 0 && frame[static_cast<size_t>(s)].is_tensor()) work += frame[static_cast<size_t>(s)].tensor().numel();
+      serial = work < kSerialWorkElements;
+      if (serial) SetIntraOpThreads(1);
+    }
     Status st = step.kernel->Compute(ctx);
+    if (serial) SetIntraOpThreads(threads);
     if (!st.ok()) {
       clear_frame();
       return st.message().rfind("node ", 0) == 0 ? st : st.WithContext(step.node->Describe() + ": ");

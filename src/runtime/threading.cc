@@ -30,4 +30,6 @@ int ResolveThreadCount(int requested) { return requested > 0 ? requested : Physi
 
 void SetIntraOpThreads(int n) { omp_set_num_threads(n); }
 
+int IntraOpThreads() { return omp_get_max_threads(); }
+
 }  // namespace strata

@@ -1,0 +1,51 @@
+// Threading behaviour that users notice: idle CPU between requests.
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <thread>
+
+#include "onnx/importer.h"
+#include "runtime/session.h"
+#include "test_model_builder.h"
+
+namespace strata {
+namespace {
+
+double ProcessCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+// After a burst of multi-threaded runs, the worker threads may spin briefly, then must sleep:
+// an idle server should not burn a core (ONNX Runtime's most-reported complaint).
+TEST(Threading, IdleRuntimeUsesAlmostNoCpu) {
+  testing::ModelBuilder b;
+  b.Input("a", onnx::TensorProto::FLOAT, {256, 256}).Output("y", onnx::TensorProto::FLOAT, {256, 256});
+  b.Node("MatMul", {"a", "a"}, {"m"});
+  b.Node("Relu", {"m"}, {"y"});
+  const std::string bytes = b.Bytes();
+  auto model = onnx_io::LoadModelFromBytes(bytes.data(), bytes.size());
+  ASSERT_TRUE(model.ok());
+  SessionOptions opts;
+  opts.num_threads = 2;
+  auto session = Session::FromModel(std::move(model).value(), opts);
+  ASSERT_TRUE(session.ok()) << session.status().ToString();
+  Tensor a(DType::kFloat, {256, 256});
+  for (int64_t i = 0; i < a.numel(); ++i) a.data<float>()[i] = static_cast<float>(i % 7) * 0.01f;
+  std::vector<Value> out;
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE((*session)->Run(std::vector<Value>{a}, out).ok());
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the brief spin may end here
+  const double cpu0 = ProcessCpuSeconds();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double share = (ProcessCpuSeconds() - cpu0) / wall;
+  EXPECT_LT(share, 0.01) << "idle process used " << share * 100 << "% of a core";
+}
+
+}  // namespace
+}  // namespace strata
