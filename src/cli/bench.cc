@@ -144,16 +144,26 @@ int Bench(const BenchArgs& a) {
     return times[idx];
   };
   const double rss = PeakRssMb();
+  const PlanStats plan = (*session)->last_plan_stats();
+  const double gflop = plan.matmul_flops * 1e-9;
+  const double mib = 1.0 / (1 << 20);
   if (a.json) {
     std::printf(
         "{\"load_ms\": %.3f, \"first_run_ms\": %.3f, \"p50_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, "
-        "\"min_ms\": %.4f, \"runs\": %zu, \"threads\": %d, \"peak_rss_mb\": %.1f}\n",
-        load_ms, first_ms, pct(0.5), pct(0.9), pct(0.99), times.front(), times.size(), (*session)->num_threads(), rss);
+        "\"min_ms\": %.4f, \"runs\": %zu, \"threads\": %d, \"peak_rss_mb\": %.1f, \"gflop\": %.4f, "
+        "\"arena_mb\": %.2f, \"intermediates_mb\": %.2f}\n",
+        load_ms, first_ms, pct(0.5), pct(0.9), pct(0.99), times.front(), times.size(), (*session)->num_threads(), rss,
+        gflop, static_cast<double>(plan.arena_bytes) * mib, static_cast<double>(plan.planned_bytes) * mib);
   } else {
     std::printf("model:     %s\nload:      %.2f ms\nfirst run: %.3f ms\n", a.model.c_str(), load_ms, first_ms);
     std::printf("latency over %zu runs: p50 %.4f ms, p90 %.4f ms, p99 %.4f ms, min %.4f ms\n", times.size(), pct(0.5),
                 pct(0.9), pct(0.99), times.front());
     std::printf("threads:   %d\npeak RSS:  %.1f MiB\n", (*session)->num_threads(), rss);
+    if (gflop > 0)
+      std::printf("work:      %.3f GFLOP in Conv/MatMul/Gemm, %.1f GFLOP/s at p50\n", gflop, gflop / (pct(0.5) * 1e-3));
+    std::printf("memory:    arena %.2f MiB for %.2f MiB of intermediates (%d buffers; %d on the heap)\n",
+                static_cast<double>(plan.arena_bytes) * mib, static_cast<double>(plan.planned_bytes) * mib,
+                plan.planned_buffers, plan.heap_buffers);
   }
   return 0;
 }

@@ -289,10 +289,34 @@ struct MemoryPlan {
   std::vector<PlanEntry> entries;
   std::vector<uint32_t> output_begin;  // expected ranges of step k's outputs start here
   std::vector<ExpectedBuffer> expected;
-  MemoryStats stats;
+  PlanStats stats;
   bool stale = false;
   int recordings = 0;
 };
+
+// Multiply-add work of a contraction step, from the shapes it actually ran with (2 flops per MAC).
+double ContractionFlops(const ir::Node& node, const std::vector<Value>& frame, const CompiledGraph::Step& step) {
+  auto shape = [&](const std::vector<int>& slots, size_t i) -> const Shape* {
+    if (i >= slots.size() || slots[i] < 0) return nullptr;
+    const Value& v = frame[static_cast<size_t>(slots[i])];
+    return v.is_tensor() ? &v.tensor().shape() : nullptr;
+  };
+  const Shape* a = shape(step.inputs, 0);
+  const Shape* w = shape(step.inputs, 1);
+  const Shape* y = shape(step.outputs, 0);
+  if (!a || !w || !y || a->empty() || w->empty()) return 0;
+  const std::string_view op = node.op_type;
+  const double out = static_cast<double>(NumElements(*y));
+  if (op == "MatMul" || op == "FusedMatMul") return 2 * out * static_cast<double>(a->back());
+  if (op == "Gemm" || op == "FusedGemm") {
+    const auto* ta = node.attr("transA");
+    return 2 * out * static_cast<double>(ta && ta->i ? a->front() : a->back());
+  }
+  if (op == "Conv" || op == "FusedConv") return 2 * out * static_cast<double>(NumElements(Shape(w->begin() + 1, w->end())));
+  if (op == "ConvTranspose")
+    return 2 * static_cast<double>(NumElements(*a)) * static_cast<double>(NumElements(Shape(w->begin() + 1, w->end())));
+  return 0;
+}
 
 constexpr int kMaxRecordings = 3;  // after this many mismatching plans, a signature runs on the heap
 constexpr size_t kMaxPlans = 8;
@@ -317,7 +341,7 @@ class RunState {
   std::vector<std::unique_ptr<MemoryPlan>> plans;
   std::shared_ptr<char> arena;
   size_t arena_bytes = 0;
-  MemoryStats last;
+  PlanStats last;
 
   char* EnsureArena(size_t bytes) {
     if (bytes > arena_bytes) {
@@ -434,7 +458,7 @@ RunStatePtr CompiledGraph::NewRunState(bool plan_memory) const {
   return s;
 }
 
-MemoryStats CompiledGraph::LastMemoryStats(const RunState& state) { return state.last; }
+PlanStats CompiledGraph::LastPlanStats(const RunState& state) { return state.last; }
 
 Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::vector<Value>& outputs) const {
   if (!captures_.empty()) return Internal("graph '" + name_ + "' captures outer values but has no enclosing frame");
@@ -470,6 +494,7 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
   for (size_t i = 0; i < inputs.size(); ++i) frame[static_cast<size_t>(input_slots_[i])] = inputs[i];
 
   std::vector<int> slot_buffer;  // recording: the recorded buffer each slot's tensor lives in
+  double recorded_flops = 0;
   if (mode == MainContext::Mode::kRecord) slot_buffer.assign(frame.size(), -1);
 
   auto clear_frame = [&] {
@@ -508,6 +533,7 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
             if (int b = ctx.FindRecorded(t.raw()); b >= 0) rec[static_cast<size_t>(b)].escapes = true;
         }
       }
+      recorded_flops += ContractionFlops(*step.node, frame, step);
       for (int s : step.reads)
         if (int b = slot_buffer[static_cast<size_t>(s)]; b >= 0)
           rec[static_cast<size_t>(b)].last = std::max(rec[static_cast<size_t>(b)].last, static_cast<int>(k));
@@ -557,7 +583,7 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
     return Status::Ok();
   }
   if (mode == MainContext::Mode::kHeap) {
-    state.last = MemoryStats{};
+    state.last = PlanStats{};
     clear_frame();
     return Status::Ok();
   }
@@ -624,6 +650,7 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
     }
   }
   plan->stats.arena_bytes = layout.arena_bytes;
+  plan->stats.matmul_flops = recorded_flops;
   state.last = plan->stats;
   state.last.planned = false;
   return Status::Ok();

@@ -14,13 +14,15 @@
 
 namespace strata {
 
-// What a run's memory plan did (for `strata inspect` and tests).
-struct MemoryStats {
+// What the plan for a run's input shapes holds (for `strata inspect`, `strata bench` and tests).
+struct PlanStats {
   bool planned = false;       // the run executed in a planned arena
   size_t arena_bytes = 0;     // size of the arena the plan needs
   size_t planned_bytes = 0;   // sum of the intermediates placed in the arena
   int planned_buffers = 0;
   int heap_buffers = 0;       // outputs and anything the plan could not place
+  double matmul_flops = 0;    // multiply-add work of Conv/MatMul/Gemm steps (2 per MAC), measured
+                              // on the recorded run's actual shapes
 };
 
 // Per-caller execution state of a main graph: its value frame, one memory plan per input-shape
@@ -50,7 +52,7 @@ class CompiledGraph {
   // allocation and plans an arena for them; later runs with the same shapes place intermediates there.
   Status Run(RunState& state, std::span<const Value> inputs, std::vector<Value>& outputs) const;
   RunStatePtr NewRunState(bool plan_memory = true) const;
-  static MemoryStats LastMemoryStats(const RunState& state);
+  static PlanStats LastPlanStats(const RunState& state);
 
   int num_inputs() const { return static_cast<int>(input_slots_.size()); }
   int num_outputs() const { return static_cast<int>(output_slots_.size()); }

@@ -94,12 +94,12 @@ Status Session::Run(std::span<const Value> inputs, std::vector<Value>& outputs) 
   if (!state) state = plan_->NewRunState(plan_memory_);
   Status st = plan_->Run(*state, inputs, outputs);
   std::lock_guard<std::mutex> lock(states_mu_);
-  last_stats_ = CompiledGraph::LastMemoryStats(*state);
+  last_stats_ = CompiledGraph::LastPlanStats(*state);
   idle_states_.push_back(std::move(state));
   return st;
 }
 
-MemoryStats Session::last_memory_stats() const {
+PlanStats Session::last_plan_stats() const {
   std::lock_guard<std::mutex> lock(states_mu_);
   return last_stats_;
 }

@@ -40,8 +40,8 @@ class Session {
   // from several threads at once: each concurrent run gets its own execution state and arena.
   Status Run(std::span<const Value> inputs, std::vector<Value>& outputs);
 
-  // The memory plan of the most recent run (arena size against the sum of the intermediates).
-  MemoryStats last_memory_stats() const;
+  // The plan of the most recent run: arena size against the sum of the intermediates, and work.
+  PlanStats last_plan_stats() const;
 
  private:
   Session() = default;
@@ -51,7 +51,7 @@ class Session {
   std::shared_ptr<CompiledGraph> plan_;
   mutable std::mutex states_mu_;
   std::vector<RunStatePtr> idle_states_;
-  MemoryStats last_stats_;
+  PlanStats last_stats_;
   int num_threads_ = 1;
   bool check_input_shapes_ = true;
   bool plan_memory_ = true;

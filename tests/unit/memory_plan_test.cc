@@ -104,14 +104,14 @@ TEST(PlannedRun, MatchesHeapRunAndOutputsSurviveLaterRuns) {
   std::vector<Value> first;
   const Tensor x0 = Random({8, 64}, 1);
   ASSERT_TRUE(planned->Run(std::vector<Value>{x0}, first).ok());
-  EXPECT_FALSE(planned->last_memory_stats().planned);  // the first run records
+  EXPECT_FALSE(planned->last_plan_stats().planned);  // the first run records
   const Tensor y0 = first[0].tensor().Clone(), r0 = first[1].tensor().Clone();
   for (uint32_t seed = 2; seed < 6; ++seed) {
     const Tensor x = Random({8, 64}, seed);
     std::vector<Value> got, want;
     ASSERT_TRUE(planned->Run(std::vector<Value>{x}, got).ok());
     ASSERT_TRUE(heap->Run(std::vector<Value>{x}, want).ok());
-    const MemoryStats st = planned->last_memory_stats();
+    const PlanStats st = planned->last_plan_stats();
     EXPECT_TRUE(st.planned);
     EXPECT_GT(st.planned_buffers, 0);
     EXPECT_LT(st.arena_bytes, st.planned_bytes);  // dead intermediates share memory
