@@ -8,11 +8,10 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/shape.h"
 #include "core/status.h"
 
 namespace strata {
-
-using Shape = std::vector<int64_t>;
 
 int64_t NumElements(const Shape& shape);
 std::string ShapeToString(const Shape& shape);

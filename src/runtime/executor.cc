@@ -275,7 +275,8 @@ namespace {
 
 struct PlanEntry {
   size_t bytes = 0;
-  int64_t offset = -1;  // -1: heap
+  int64_t offset = -1;    // -1: heap
+  int graph_output = -1;  // heap buffers that become graph output k may reuse the caller's old output
 };
 
 struct ExpectedBuffer {  // the arena range a step output should lie in (offset -1: not in the arena)
@@ -332,34 +333,6 @@ void AppendSignature(const Value& v, std::vector<int64_t>& sig) {
 
 }  // namespace
 
-class RunState {
- public:
-  std::vector<Value> frame;
-  bool plan_memory = true;
-  bool constants_loaded = false;
-  std::vector<int64_t> signature;
-  std::vector<std::unique_ptr<MemoryPlan>> plans;
-  std::shared_ptr<char> arena;
-  size_t arena_bytes = 0;
-  PlanStats last;
-
-  char* EnsureArena(size_t bytes) {
-    if (bytes > arena_bytes) {
-      // Tensors of earlier runs that still point into the old arena keep it alive through the owner.
-      char* p = static_cast<char*>(std::aligned_alloc(kArenaAlignment, bytes));
-      if (!p) return nullptr;
-      // Fresh arena memory is poisoned like any uninitialised buffer, and touched once up front so
-      // runs do not page-fault it in.
-      std::memset(p, 0xFF, bytes);
-      arena.reset(p, [](char* q) { std::free(q); });
-      arena_bytes = bytes;
-    }
-    return arena.get();
-  }
-};
-
-void RunStateDeleter::operator()(RunState* s) const { delete s; }
-
 namespace {
 
 class MainContext final : public ExecContext {
@@ -374,7 +347,19 @@ class MainContext final : public ExecContext {
     bool escapes = false;
   };
 
-  MainContext(std::vector<Value>& frame, Mode mode) : ExecContext(frame), mode_(mode) {}
+  explicit MainContext(std::vector<Value>& frame) : ExecContext(frame) {}
+
+  // Prepares for a run. `recycled` holds the caller's outputs of the previous run: a buffer nobody
+  // else references may be reused for the same graph output, so steady-state runs need no heap.
+  void Reset(Mode mode, std::vector<Value>* recycled) {
+    mode_ = mode;
+    plan_ = nullptr;
+    arena_.reset();
+    rec_.clear();
+    recycled_ = recycled;
+    if (mode == Mode::kRecord) alive_ = std::make_shared<std::vector<char>>();
+  }
+  Mode mode() const { return mode_; }
 
   void BeginStep(int k) {
     step_ = k;
@@ -410,10 +395,19 @@ class MainContext final : public ExecContext {
   Result<Tensor> NewOutputTensor(int i, DType dtype, Shape shape) override {
     if (mode_ == Mode::kPlanned && cursor_ < end_) {
       const PlanEntry& e = plan_->entries[cursor_++];
-      if (e.offset >= 0 && dtype != DType::kString) {
+      if (dtype != DType::kString && (e.offset >= 0 || e.graph_output >= 0)) {
         ASSIGN_OR_RETURN(const size_t bytes, Tensor::CheckedByteSize(dtype, shape));
-        if (bytes == e.bytes)
+        if (bytes == e.bytes && e.offset >= 0)
           return Tensor::Borrow(dtype, std::move(shape), arena_.get() + e.offset, arena_);
+        if (bytes == e.bytes && recycled_ && static_cast<size_t>(e.graph_output) < recycled_->size()) {
+          Value& old = (*recycled_)[static_cast<size_t>(e.graph_output)];
+          if (old.is_tensor() && old.tensor().dtype() == dtype && old.tensor().nbytes() == bytes &&
+              !old.tensor().SharesBuffer()) {
+            Tensor t = old.tensor().Reshaped(std::move(shape));
+            old = Value();
+            return t;
+          }
+        }
       }
     }
     if (mode_ != Mode::kRecord || dtype == DType::kString) return ExecContext::NewOutputTensor(i, dtype, std::move(shape));
@@ -438,11 +432,12 @@ class MainContext final : public ExecContext {
   }
 
  private:
-  Mode mode_;
+  Mode mode_ = Mode::kHeap;
   int step_ = 0;
+  std::vector<Value>* recycled_ = nullptr;
   // recording
   std::vector<Recorded> rec_;
-  std::shared_ptr<std::vector<char>> alive_ = std::make_shared<std::vector<char>>();
+  std::shared_ptr<std::vector<char>> alive_;
   // planned
   const MemoryPlan* plan_ = nullptr;
   std::shared_ptr<char> arena_;
@@ -450,6 +445,38 @@ class MainContext final : public ExecContext {
 };
 
 }  // namespace
+
+class RunState {
+ public:
+  RunState() : ctx(frame) {}
+  std::vector<Value> frame;
+  MainContext ctx;
+  std::vector<Value> recycled;  // the caller's previous outputs, during a run
+  bool plan_memory = true;
+  bool constants_loaded = false;
+  std::vector<int64_t> signature;
+  std::vector<std::unique_ptr<MemoryPlan>> plans;
+  std::shared_ptr<char> arena;
+  size_t arena_bytes = 0;
+  PlanStats last;
+
+  char* EnsureArena(size_t bytes) {
+    if (bytes > arena_bytes) {
+      // Tensors of earlier runs that still point into the old arena keep it alive through the owner.
+      char* p = static_cast<char*>(std::aligned_alloc(kArenaAlignment, bytes));
+      if (!p) return nullptr;
+      // Fresh arena memory is poisoned like any uninitialised buffer, and touched once up front so
+      // runs do not page-fault it in.
+      std::memset(p, 0xFF, bytes);
+      arena.reset(p, [](char* q) { std::free(q); });
+      arena_bytes = bytes;
+    }
+    return arena.get();
+  }
+};
+
+void RunStateDeleter::operator()(RunState* s) const { delete s; }
+
 
 RunStatePtr CompiledGraph::NewRunState(bool plan_memory) const {
   RunStatePtr s(new RunState());
@@ -489,7 +516,10 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
     arena = state.EnsureArena(plan->stats.arena_bytes);
     if (!arena) mode = MainContext::Mode::kHeap;  // no memory for the arena: run on the heap
   }
-  MainContext ctx(frame, mode);
+  MainContext& ctx = state.ctx;
+  state.recycled.swap(outputs);
+  outputs.clear();
+  ctx.Reset(mode, &state.recycled);
   if (mode == MainContext::Mode::kPlanned) ctx.UsePlan(plan, arena ? state.arena : nullptr);
   for (size_t i = 0; i < inputs.size(); ++i) frame[static_cast<size_t>(input_slots_[i])] = inputs[i];
 
@@ -500,6 +530,7 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
   auto clear_frame = [&] {
     for (size_t s = 0; s < frame.size(); ++s)
       if (!is_constant_slot_[s]) frame[s] = Value();
+    state.recycled.clear();
   };
 
   const int threads = IntraOpThreads();
@@ -590,8 +621,13 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
 
   // Recording: decide which buffers escape, then plan the rest.
   auto& rec = ctx.recorded();
+  std::vector<int> output_buffer;
+  std::vector<const void*> output_data;
   for (int s : output_slots_) {
-    if (int b = slot_buffer[static_cast<size_t>(s)]; b >= 0) rec[static_cast<size_t>(b)].escapes = true;
+    const int b = slot_buffer[static_cast<size_t>(s)];
+    output_buffer.push_back(b);
+    output_data.push_back(frame[static_cast<size_t>(s)].is_tensor() ? frame[static_cast<size_t>(s)].tensor().raw() : nullptr);
+    if (b >= 0) rec[static_cast<size_t>(b)].escapes = true;
     const Value& v = frame[static_cast<size_t>(s)];
     if (v.is_sequence())
       for (const Tensor& t : v.sequence())
@@ -634,6 +670,12 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
     } else {
       ++plan->stats.heap_buffers;
     }
+  }
+  for (size_t k = 0; k < output_slots_.size(); ++k) {
+    const int b = output_buffer[k];
+    if (b >= 0 && plan->entries[static_cast<size_t>(b)].graph_output < 0 &&
+        rec[static_cast<size_t>(b)].begin == output_data[k])  // the output is the whole buffer, not a view
+      plan->entries[static_cast<size_t>(b)].graph_output = static_cast<int>(k);
   }
   plan->output_begin.reserve(steps_.size());
   for (const Step& step : steps_) {

@@ -10,39 +10,62 @@
 namespace strata {
 namespace {
 
-Status CheckInput(const ir::ValueInfo& vi, const Value& v, bool check_shape, std::map<std::string, int64_t>& symbols) {
+// Values bound to symbolic dimensions while checking one call's inputs. Kept inline: checking
+// inputs is on every run's path and must not allocate.
+class SymbolBindings {
+ public:
+  // Binds `symbol` to `value`, or returns the value it was already bound to.
+  int64_t Bind(const std::string& symbol, int64_t value) {
+    for (size_t i = 0; i < count_; ++i)
+      if (*names_[i] == symbol) return values_[i];
+    if (count_ < kMax) {
+      names_[count_] = &symbol;
+      values_[count_++] = value;
+    }
+    return value;
+  }
+
+ private:
+  static constexpr size_t kMax = 32;  // beyond this, extra symbols go unchecked across inputs
+  const std::string* names_[kMax];
+  int64_t values_[kMax];
+  size_t count_ = 0;
+};
+
+Status CheckInput(const ir::ValueInfo& vi, const Value& v, bool check_shape, SymbolBindings& symbols) {
   const ir::TypeInfo& t = vi.type;
-  const std::string who = "input '" + vi.name + "': ";
+  auto who = [&] { return "input '" + vi.name + "': "; };  // built only for errors
   using K = ir::TypeInfo::Kind;
   if (t.kind == K::kOptional) {
     if (v.is_none()) return Status::Ok();
-    return CheckInput({vi.name, t.inner ? *t.inner : ir::TypeInfo{}}, v, check_shape, symbols);
+    if (!t.inner) return Status::Ok();
+    return CheckInput({vi.name, *t.inner}, v, check_shape, symbols);
   }
   if (t.kind == K::kSequence) {
-    if (!v.is_sequence()) return InvalidArgument(who + "expected a sequence, got " + (v.is_tensor() ? "a tensor" : "nothing"));
+    if (!v.is_sequence()) return InvalidArgument(who() + "expected a sequence, got " + (v.is_tensor() ? "a tensor" : "nothing"));
     return Status::Ok();
   }
   if (t.kind != K::kTensor) return Status::Ok();
-  if (!v.is_tensor()) return InvalidArgument(who + "expected a tensor of type " + t.ToString());
+  if (!v.is_tensor()) return InvalidArgument(who() + "expected a tensor of type " + t.ToString());
   const Tensor& x = v.tensor();
   if (t.elem_type != DType::kUndefined && x.dtype() != t.elem_type)
-    return InvalidArgument(who + "expected dtype " + std::string(DTypeName(t.elem_type)) + ", got " +
+    return InvalidArgument(who() + "expected dtype " + std::string(DTypeName(t.elem_type)) + ", got " +
                            std::string(DTypeName(x.dtype())));
   if (!t.shape || !check_shape) return Status::Ok();
   const auto& dims = *t.shape;
   if (static_cast<size_t>(x.rank()) != dims.size())
-    return InvalidArgument(who + "expected shape " + t.ToString() + " (rank " + std::to_string(dims.size()) + "), got " +
+    return InvalidArgument(who() + "expected shape " + t.ToString() + " (rank " + std::to_string(dims.size()) + "), got " +
                            ShapeToString(x.shape()) + " (rank " + std::to_string(x.rank()) + ")");
   for (size_t i = 0; i < dims.size(); ++i) {
     const int64_t got = x.shape()[i];
     if (dims[i].known() && dims[i].value != got)
-      return InvalidArgument(who + "expected shape " + t.ToString() + ", got " + ShapeToString(x.shape()) +
+      return InvalidArgument(who() + "expected shape " + t.ToString() + ", got " + ShapeToString(x.shape()) +
                              " (dimension " + std::to_string(i) + " differs)");
     if (!dims[i].known() && !dims[i].symbol.empty()) {
-      auto [it, fresh] = symbols.emplace(dims[i].symbol, got);
-      if (!fresh && it->second != got)
-        return InvalidArgument(who + "dimension '" + dims[i].symbol + "' is " + std::to_string(got) +
-                               " here but " + std::to_string(it->second) + " in an earlier input");
+      const int64_t bound = symbols.Bind(dims[i].symbol, got);
+      if (bound != got)
+        return InvalidArgument(who() + "dimension '" + dims[i].symbol + "' is " + std::to_string(got) +
+                               " here but " + std::to_string(bound) + " in an earlier input");
     }
   }
   return Status::Ok();
@@ -80,7 +103,7 @@ Status Session::Run(std::span<const Value> inputs, std::vector<Value>& outputs) 
   if (inputs.size() != inputs_.size())
     return InvalidArgument("model takes " + std::to_string(inputs_.size()) + " inputs, got " +
                            std::to_string(inputs.size()));
-  std::map<std::string, int64_t> symbols;
+  SymbolBindings symbols;
   for (size_t i = 0; i < inputs.size(); ++i) RETURN_IF_ERROR(CheckInput(inputs_[i], inputs[i], check_input_shapes_, symbols));
   SetIntraOpThreads(num_threads_);
   RunStatePtr state;

@@ -123,6 +123,27 @@ TEST(PlannedRun, MatchesHeapRunAndOutputsSurviveLaterRuns) {
   ExpectEqual(first[1].tensor(), r0);
 }
 
+TEST(PlannedRun, PassingOutputsBackReusesOnlyBuffersNobodyHolds) {
+  auto planned = Load(BranchyModel(), true);
+  auto heap = Load(BranchyModel(), false);
+  std::vector<Value> outputs;  // passed back every run, as a serving loop does
+  Tensor held;
+  Tensor held_copy;
+  for (uint32_t seed = 1; seed < 8; ++seed) {
+    const Tensor x = Random({8, 64}, seed);
+    ASSERT_TRUE(planned->Run(std::vector<Value>{x}, outputs).ok());
+    std::vector<Value> want;
+    ASSERT_TRUE(heap->Run(std::vector<Value>{x}, want).ok());
+    ExpectEqual(outputs[0].tensor(), want[0].tensor());
+    ExpectEqual(outputs[1].tensor(), want[1].tensor());
+    if (seed == 4) {  // the caller keeps one result: later runs must not write into it
+      held = outputs[0].tensor();
+      held_copy = held.Clone();
+    }
+  }
+  ExpectEqual(held, held_copy);
+}
+
 TEST(PlannedRun, NewInputShapesGetTheirOwnPlan) {
   auto planned = Load(BranchyModel(), true);
   auto heap = Load(BranchyModel(), false);

@@ -14,9 +14,16 @@ Status CheckInputDType(const KernelInfo& info, int i, const std::vector<DType>& 
                     ", which this kernel does not support (supported: " + JoinDTypeNames(allowed) + ")");
 }
 
-Result<Shape> BroadcastShapes(const Shape& a, const Shape& b) { return BroadcastShapes({&a, &b}); }
+Result<Shape> BroadcastShapes(const Shape& a, const Shape& b) {
+  const Shape* shapes[] = {&a, &b};
+  return BroadcastShapes(std::span<const Shape* const>(shapes));
+}
 
 Result<Shape> BroadcastShapes(const std::vector<const Shape*>& shapes) {
+  return BroadcastShapes(std::span<const Shape* const>(shapes));
+}
+
+Result<Shape> BroadcastShapes(std::span<const Shape* const> shapes) {
   size_t rank = 0;
   for (const Shape* s : shapes) rank = std::max(rank, s->size());
   Shape out(rank, 1);
@@ -38,16 +45,16 @@ Result<Shape> BroadcastShapes(const std::vector<const Shape*>& shapes) {
   return out;
 }
 
-std::vector<int64_t> ContiguousStrides(const Shape& shape) {
-  std::vector<int64_t> s(shape.size(), 1);
+Strides ContiguousStrides(const Shape& shape) {
+  Strides s(shape.size(), 1);
   for (int i = static_cast<int>(shape.size()) - 2; i >= 0; --i)
     s[static_cast<size_t>(i)] = s[static_cast<size_t>(i) + 1] * shape[static_cast<size_t>(i) + 1];
   return s;
 }
 
-std::vector<int64_t> BroadcastStrides(const Shape& in, const Shape& out) {
-  std::vector<int64_t> strides(out.size(), 0);
-  const std::vector<int64_t> cs = ContiguousStrides(in);
+Strides BroadcastStrides(const Shape& in, const Shape& out) {
+  Strides strides(out.size(), 0);
+  const Strides cs = ContiguousStrides(in);
   const size_t off = out.size() - in.size();
   for (size_t i = 0; i < in.size(); ++i) strides[off + i] = in[i] == 1 ? 0 : cs[i];
   return strides;

@@ -5,6 +5,7 @@
 #include <limits>
 #include <string>
 #include <type_traits>
+#include <span>
 #include <vector>
 
 #include "core/status.h"
@@ -44,10 +45,11 @@ Status CheckInputDType(const KernelInfo& info, int i, const std::vector<DType>& 
 // Numpy-style multidirectional broadcasting of shapes.
 Result<Shape> BroadcastShapes(const Shape& a, const Shape& b);
 Result<Shape> BroadcastShapes(const std::vector<const Shape*>& shapes);
+Result<Shape> BroadcastShapes(std::span<const Shape* const> shapes);
 
 // Strides (in elements) of `in` broadcast to `out`: 0 along broadcast dims. `in` is right-aligned.
-std::vector<int64_t> BroadcastStrides(const Shape& in, const Shape& out);
-std::vector<int64_t> ContiguousStrides(const Shape& shape);
+Strides BroadcastStrides(const Shape& in, const Shape& out);
+Strides ContiguousStrides(const Shape& shape);
 
 // Iterates all output indices of a broadcast, calling f(out_index, offset_a, offset_b).
 // The innermost dimension is handed to `f` in a tight loop.

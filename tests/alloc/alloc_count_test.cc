@@ -1,0 +1,231 @@
+// Counts heap allocations made by steady-state runs. The executable defines malloc and friends, which
+// the dynamic linker binds for every library in the process (libstdc++, oneDNN, libgomp), and
+// forwards them to glibc's own entry points, counting while a run is being measured.
+#include <gtest/gtest.h>
+#include <malloc.h>
+
+#include <dlfcn.h>
+#include <execinfo.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+
+#include "onnx/importer.h"
+#include "runtime/session.h"
+#include "test_model_builder.h"
+
+extern "C" {
+void* __libc_malloc(size_t);
+void* __libc_calloc(size_t, size_t);
+void* __libc_realloc(void*, size_t);
+void* __libc_memalign(size_t, size_t);
+void __libc_free(void*);
+}
+
+namespace {
+std::atomic<bool> counting{false};
+std::atomic<long> allocations{0};
+// Every counted allocation's call stack, to tell Strata's own allocations from those oneDNN 2.6
+// makes inside dnnl_primitive_execute (it builds an argument map per call, which no caller can avoid).
+constexpr int kTraceDepth = 24, kMaxTraces = 4096;
+void* traces[kMaxTraces][kTraceDepth];
+int trace_depth[kMaxTraces];
+std::atomic<int> num_traces{0};
+inline void Count() {
+  if (!counting.load(std::memory_order_relaxed)) return;
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  counting = false;  // backtrace itself must not recurse into the count
+  const int i = num_traces.fetch_add(1);
+  if (i < kMaxTraces) trace_depth[i] = backtrace(traces[i], kTraceDepth);
+  counting = true;
+}
+bool InsideOneDnnExecute(int i) {
+  for (int f = 0; f < trace_depth[i]; ++f) {
+    Dl_info info{};
+    if (dladdr(traces[i][f], &info) && info.dli_sname && std::strcmp(info.dli_sname, "dnnl_primitive_execute") == 0)
+      return true;
+  }
+  return false;
+}
+}  // namespace
+
+extern "C" {
+void* malloc(size_t n) {
+  Count();
+  return __libc_malloc(n);
+}
+void* calloc(size_t n, size_t m) {
+  Count();
+  return __libc_calloc(n, m);
+}
+void* realloc(void* p, size_t n) {
+  Count();
+  return __libc_realloc(p, n);
+}
+void free(void* p) { __libc_free(p); }
+void* memalign(size_t a, size_t n) {
+  Count();
+  return __libc_memalign(a, n);
+}
+void* aligned_alloc(size_t a, size_t n) {
+  Count();
+  return __libc_memalign(a, n);
+}
+int posix_memalign(void** out, size_t a, size_t n) {
+  Count();
+  void* p = __libc_memalign(a, n);
+  if (!p) return ENOMEM;
+  *out = p;
+  return 0;
+}
+}
+
+namespace strata {
+namespace {
+
+using testing::ModelBuilder;
+
+onnx::AttributeProto IntAttr(const std::string& name, int64_t v) {
+  onnx::AttributeProto a;
+  a.set_name(name);
+  a.set_type(onnx::AttributeProto::INT);
+  a.set_i(v);
+  return a;
+}
+
+std::vector<float> RandomValues(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+struct SteadyState {
+  long strata = 0;  // per run, made by Strata's code (including calls it makes into libraries)
+  long onednn_execute = 0;  // per run, made inside oneDNN's primitive execution
+};
+
+// Heap allocations per run once the plan for these input shapes exists. The caller passes its
+// output vector back each time, as a serving loop does. STRATA_ALLOC_TRACE=1 prints Strata's.
+SteadyState AllocationsPerSteadyRun(const std::string& bytes, const std::vector<Value>& inputs, int threads) {
+  auto model = onnx_io::LoadModelFromBytes(bytes.data(), bytes.size());
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  SessionOptions opts;
+  opts.num_threads = threads;
+  auto session = Session::FromModel(std::move(model).value(), opts);
+  EXPECT_TRUE(session.ok()) << session.status().ToString();
+  std::vector<Value> outputs;
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE((*session)->Run(inputs, outputs).ok());
+  constexpr int kRuns = 10;
+  void* warm[4];
+  backtrace(warm, 4);  // loads the unwinder before counting starts
+  allocations = 0;
+  num_traces = 0;
+  counting = true;
+  for (int i = 0; i < kRuns; ++i) (void)(*session)->Run(inputs, outputs);
+  counting = false;
+  EXPECT_TRUE((*session)->last_plan_stats().planned);
+  SteadyState r;
+  const int traced = std::min(num_traces.load(), kMaxTraces);
+  EXPECT_EQ(traced, allocations.load()) << "trace buffer too small";
+  for (int i = 0; i < traced; ++i) {
+    if (InsideOneDnnExecute(i)) {
+      ++r.onednn_execute;
+      continue;
+    }
+    ++r.strata;
+    if (std::getenv("STRATA_ALLOC_TRACE")) {
+      std::fprintf(stderr, "allocation %d:\n", i);
+      backtrace_symbols_fd(traces[i] + 2, trace_depth[i] - 2, 2);
+    }
+  }
+  r.strata /= kRuns;
+  r.onednn_execute /= kRuns;
+  std::printf("steady state: %ld allocations per run by Strata, %ld inside oneDNN primitive execution\n", r.strata,
+              r.onednn_execute);
+  return r;
+}
+
+Tensor RandomTensor(const Shape& shape, uint32_t seed) {
+  Tensor t(DType::kFloat, shape);
+  const auto v = RandomValues(static_cast<size_t>(t.numel()), seed);
+  std::copy(v.begin(), v.end(), t.data<float>());
+  return t;
+}
+
+TEST(SteadyStateAllocations, Mlp) {
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {-1, 64}).Output("y", onnx::TensorProto::FLOAT, {-1, 10});
+  b.Initializer("w1", RandomValues(64 * 128, 1), {128, 64});
+  b.Initializer("b1", RandomValues(128, 2), {128});
+  b.Initializer("w2", RandomValues(128 * 10, 3), {10, 128});
+  b.Initializer("b2", RandomValues(10, 4), {10});
+  b.Node("Gemm", {"x", "w1", "b1"}, {"h"}).add_attribute()->CopyFrom(IntAttr("transB", 1));
+  b.Node("Relu", {"h"}, {"r"});
+  b.Node("Gemm", {"r", "w2", "b2"}, {"y"}).add_attribute()->CopyFrom(IntAttr("transB", 1));
+  const SteadyState n = AllocationsPerSteadyRun(b.Bytes(), {Value(RandomTensor({1, 64}, 5))}, 1);
+  EXPECT_EQ(n.strata, 0) << "heap allocations per steady-state run (STRATA_ALLOC_TRACE=1 shows where)";
+}
+
+onnx::AttributeProto IntsAttr(const std::string& name, const std::vector<int64_t>& v) {
+  onnx::AttributeProto a;
+  a.set_name(name);
+  a.set_type(onnx::AttributeProto::INTS);
+  for (int64_t x : v) a.add_ints(x);
+  return a;
+}
+
+TEST(SteadyStateAllocations, SmallCnn) {
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {1, 8, 16, 16}).Output("y", onnx::TensorProto::FLOAT, {1, 4});
+  b.Initializer("w1", RandomValues(16 * 8 * 9, 1), {16, 8, 3, 3});
+  b.Initializer("b1", RandomValues(16, 2), {16});
+  b.Initializer("w2", RandomValues(16 * 16, 3), {16, 16, 1, 1});
+  b.Initializer("fc", RandomValues(16 * 4, 4), {16, 4});
+  b.Node("Conv", {"x", "w1", "b1"}, {"c1"}).add_attribute()->CopyFrom(IntsAttr("pads", {1, 1, 1, 1}));
+  b.Node("Relu", {"c1"}, {"r1"});
+  b.Node("Conv", {"r1", "w2"}, {"c2"});
+  b.Node("Add", {"c2", "r1"}, {"s"});
+  b.Node("Clip", {"s"}, {"k"});
+  b.Node("GlobalAveragePool", {"k"}, {"g"});
+  b.Node("Flatten", {"g"}, {"f"});
+  b.Node("MatMul", {"f", "fc"}, {"y"});
+  const SteadyState n = AllocationsPerSteadyRun(b.Bytes(), {Value(RandomTensor({1, 8, 16, 16}, 5))}, 1);
+  EXPECT_EQ(n.strata, 0) << "heap allocations per steady-state run (STRATA_ALLOC_TRACE=1 shows where)";
+}
+
+TEST(SteadyStateAllocations, AttentionBlock) {
+  // Scores = softmax(q k^T / 8), context = scores v, then a decomposed layer norm.
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {1, 16, 32}).Output("y", onnx::TensorProto::FLOAT, {1, 16, 32});
+  b.Initializer("wq", RandomValues(32 * 32, 1), {32, 32});
+  b.Initializer("wk", RandomValues(32 * 32, 2), {32, 32});
+  b.Initializer("wv", RandomValues(32 * 32, 3), {32, 32});
+  b.Initializer("scale", {0.125f}, {});
+  b.Initializer("eps", {1e-5f}, {});
+  b.Node("MatMul", {"x", "wq"}, {"q"});
+  b.Node("MatMul", {"x", "wk"}, {"k"});
+  b.Node("MatMul", {"x", "wv"}, {"v"});
+  b.Node("Transpose", {"k"}, {"kt"}).add_attribute()->CopyFrom(IntsAttr("perm", {0, 2, 1}));
+  b.Node("MatMul", {"q", "kt"}, {"qk"});
+  b.Node("Mul", {"qk", "scale"}, {"qks"});
+  b.Node("Softmax", {"qks"}, {"p"}).add_attribute()->CopyFrom(IntAttr("axis", -1));
+  b.Node("MatMul", {"p", "v"}, {"ctx"});
+  b.Node("Add", {"ctx", "x"}, {"h"});
+  b.Node("ReduceMean", {"h"}, {"mu"}).add_attribute()->CopyFrom(IntsAttr("axes", {-1}));
+  b.Node("Sub", {"h", "mu"}, {"d"});
+  b.Node("Mul", {"d", "d"}, {"d2"});
+  b.Node("ReduceMean", {"d2"}, {"var"}).add_attribute()->CopyFrom(IntsAttr("axes", {-1}));
+  b.Node("Add", {"var", "eps"}, {"ve"});
+  b.Node("Sqrt", {"ve"}, {"sd"});
+  b.Node("Div", {"d", "sd"}, {"y"});
+  const SteadyState n = AllocationsPerSteadyRun(b.Bytes(), {Value(RandomTensor({1, 16, 32}, 5))}, 1);
+  EXPECT_EQ(n.strata, 0) << "heap allocations per steady-state run (STRATA_ALLOC_TRACE=1 shows where)";
+}
+
+}  // namespace
+}  // namespace strata
