@@ -21,6 +21,10 @@ namespace {
 // Scalar back-end: one lane, baseline x86-64 (no FMA instruction, so Fma is an unfused a*b+c;
 // the polynomials do not need the fused rounding, SqrLo gets its exactness from double).
 
+#pragma GCC push_options
+// Float compares may trap under the default -ftrapping-math, which stops GCC from turning the
+// selects into branch-free code and vectorising the maps with baseline SSE2 (~4x faster).
+#pragma GCC optimize("no-trapping-math")
 namespace scalar {
 struct Ops {
   using F = float;
@@ -67,6 +71,7 @@ struct Ops {
 using V = Ops;
 #include "kernels/cpu/vec_math.inc"
 }  // namespace scalar
+#pragma GCC pop_options
 
 // ---------------------------------------------------------------------------------------------
 // AVX2 + FMA back-end: 8 lanes.
