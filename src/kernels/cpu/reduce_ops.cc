@@ -69,11 +69,11 @@ Status RunReduce(const Tensor& x, const std::vector<int>& axes, bool keepdims, K
       const int64_t rows = nd == 1 ? 1 : d[0], len = d[nd - 1];
       const vec::Kernels& vk = vec::Active();
       const auto fn = K == RK::kMax ? vk.row_max : K == RK::kMin ? vk.row_min : vk.row_sum;
-      const float scale = K == RK::kMean ? 1.0f / static_cast<float>(len) : 1.0f;
+      const float cnt = static_cast<float>(len);
 #pragma omp parallel for if (rows * len > (1 << 16) && rows > 1)
       for (int64_t k = 0; k < rows; ++k) {
         const float v = fn(xd + k * len, len);
-        yd[k] = K == RK::kMean ? v * scale : v;
+        yd[k] = K == RK::kMean ? v / cnt : v;
       }
       return Status::Ok();
     }
