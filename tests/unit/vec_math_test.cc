@@ -383,6 +383,39 @@ TEST(VecMathWired, LayerNormalizationMatchesDoubleReference) {
   }
 }
 
+// No bias, and the optional Mean / InvStdDev outputs.
+TEST(VecMathWired, LayerNormalizationStatisticsWithoutBias) {
+  ModelBuilder b(17);
+  b.Input("x", onnx::TensorProto::FLOAT, {6, 19}).Output("y", onnx::TensorProto::FLOAT, {6, 19});
+  b.Output("mean", onnx::TensorProto::FLOAT, {6, 1}).Output("rstd", onnx::TensorProto::FLOAT, {6, 1});
+  const std::vector<float> g = RandomRow(19, 3, 1.0f);
+  b.Initializer("g", g, {19});
+  b.Node("LayerNormalization", {"x", "g"}, {"y", "mean", "rstd"});
+  const Tensor x = FloatTensor({6, 19}, 10, 2.0f);
+  const float* xd = x.data<float>();
+  for (Isa isa : Levels()) {
+    IsaScope scope(isa);
+    auto s = SessionFrom(b);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    std::vector<Value> outs;
+    const std::vector<Value> ins = {x};
+    ASSERT_TRUE((*s)->Run(ins, outs).ok());
+    ASSERT_EQ(outs.size(), 3u);
+    for (int64_t r = 0; r < 6; ++r) {
+      double mean = 0, var = 0;
+      for (int64_t i = 0; i < 19; ++i) mean += xd[r * 19 + i];
+      mean /= 19;
+      for (int64_t i = 0; i < 19; ++i) var += (xd[r * 19 + i] - mean) * (xd[r * 19 + i] - mean);
+      const double rstd = 1 / std::sqrt(var / 19 + 1e-5);
+      EXPECT_NEAR(outs[1].tensor().data<float>()[r], mean, 1e-6 * (1 + std::fabs(mean))) << cpu::vec::IsaName(isa);
+      EXPECT_NEAR(outs[2].tensor().data<float>()[r], rstd, 1e-5 * rstd) << cpu::vec::IsaName(isa);
+      for (int64_t i = 0; i < 19; ++i)
+        ASSERT_NEAR(outs[0].tensor().data<float>()[r * 19 + i], (xd[r * 19 + i] - mean) * rstd * g[static_cast<size_t>(i)],
+                    1e-5) << cpu::vec::IsaName(isa);
+    }
+  }
+}
+
 TEST(VecMathWired, UnaryOpsAndGeluMatchDoubleReference) {
   const Tensor x = FloatTensor({3, 1001}, 4, 3.0f);
   const float* xd = x.data<float>();

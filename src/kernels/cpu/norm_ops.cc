@@ -332,10 +332,11 @@ class LayerNormKernel final : public OpKernel {
       float* yd = y->data<float>();
       const auto row = vec::Active().layer_norm_row;
       const float feps = static_cast<float>(eps);
+      const float* bp = ctx.has_input(2) ? bi.data() : nullptr;
 #pragma omp parallel for if (outer * M > (1 << 16) && outer > 1)
       for (int64_t o = 0; o < outer; ++o) {
         float mean, rstd;
-        row(xd + o * M, yd + o * M, M, sc.data(), ctx.has_input(2) ? bi.data() : nullptr, feps, &mean, &rstd);
+        row(xd + o * M, yd + o * M, M, sc.data(), bp, feps, &mean, &rstd);
         means[static_cast<size_t>(o)] = mean;
         invs[static_cast<size_t>(o)] = rstd;
       }
