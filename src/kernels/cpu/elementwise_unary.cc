@@ -1,8 +1,10 @@
 // Unary elementwise math and activation functions (ai.onnx opsets 1..18), plus Clip.
 #include <cmath>
+#include <concepts>
 #include <limits>
 
 #include "kernels/cpu/elementwise_common.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace strata::cpu {
 namespace {
@@ -10,6 +12,16 @@ namespace {
 using namespace ew;
 
 // ---- op functors: operator()(C) on the compute type C (float for 16-bit floats) ----
+// Ops with a vec_math kernel define VecKernel(); float32 inputs then take that path.
+using VecMapFn = void (*)(const float*, float*, int64_t);
+template <typename Op>
+concept HasVecKernel = requires(const Op& op, const vec::Kernels& k) {
+  { op.VecKernel(k) } -> std::same_as<VecMapFn>;
+};
+// The vector kernels cost ~1 ns per element or less: below this many elements one thread is
+// cheaper than waking the others.
+inline constexpr int64_t kVecParallelThreshold = 1 << 16;
+
 struct OpBase {
   static constexpr bool kBoolOut = false;
   static constexpr int64_t kThreshold = kParallelThreshold;
@@ -58,6 +70,7 @@ struct SqrtOp : OpBase {
 };
 struct ExpOp : HeavyOpBase {
   template <typename C> C operator()(C x) const { return std::exp(x); }
+  VecMapFn VecKernel(const vec::Kernels& k) const { return k.exp; }
 };
 struct LogOp : HeavyOpBase {
   template <typename C> C operator()(C x) const { return std::log(x); }
@@ -74,6 +87,7 @@ struct ErfOp : HeavyOpBase {
     if constexpr (std::is_floating_point_v<C>) return std::erf(x);
     else return CastValue<C, double>(std::erf(static_cast<double>(x)));
   }
+  VecMapFn VecKernel(const vec::Kernels& k) const { return k.erf; }
 };
 #define STRATA_MATH_OP(Name, fn) \
   struct Name : HeavyOpBase {    \
@@ -87,11 +101,14 @@ STRATA_MATH_OP(AcosOp, acos)
 STRATA_MATH_OP(AtanOp, atan)
 STRATA_MATH_OP(SinhOp, sinh)
 STRATA_MATH_OP(CoshOp, cosh)
-STRATA_MATH_OP(TanhOp, tanh)
 STRATA_MATH_OP(AsinhOp, asinh)
 STRATA_MATH_OP(AcoshOp, acosh)
 STRATA_MATH_OP(AtanhOp, atanh)
 #undef STRATA_MATH_OP
+struct TanhOp : HeavyOpBase {
+  template <typename C> C operator()(C x) const { return std::tanh(x); }
+  VecMapFn VecKernel(const vec::Kernels& k) const { return k.tanh; }
+};
 
 // Gelu (ONNX opset 20; graph passes insert it into older models): exact erf form or tanh approximation.
 struct GeluOp : HeavyOpBase {
@@ -109,6 +126,7 @@ struct GeluOp : HeavyOpBase {
     }
     return C(0.5) * x * (C(1) + std::erf(x * C(0.7071067811865476)));
   }
+  VecMapFn VecKernel(const vec::Kernels& k) const { return tanh_approx ? k.gelu_tanh : k.gelu_erf; }
 };
 
 struct IsNaNOp : OpBase {
@@ -177,6 +195,7 @@ struct SigmoidOp : HeavyOpBase {
     const C e = std::exp(x);
     return e / (C(1) + e);
   }
+  VecMapFn VecKernel(const vec::Kernels& k) const { return k.sigmoid; }
 };
 struct HardSigmoidOp : OpBase {
   float alpha = 0.2f, beta = 0.5f;
@@ -243,6 +262,13 @@ class UnaryKernel final : public OpKernel {
       using T = std::remove_pointer_t<decltype(tag)>;
       using TO = std::conditional_t<Op::kBoolOut, bool, T>;
       ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, DTypeOf<TO>::value, x.shape()));
+      if constexpr (HasVecKernel<Op> && std::is_same_v<T, float> && std::is_same_v<TO, float>) {
+        const VecMapFn fn = op_.VecKernel(vec::Active());
+        const float* xd = x.data<float>();
+        float* yd = y->data<float>();
+        ParallelFor(x.numel(), [&](int64_t b, int64_t e) { fn(xd + b, yd + b, e - b); }, kVecParallelThreshold);
+        return Status::Ok();
+      }
       UnaryLoop<T, TO>(x.data<T>(), y->data<TO>(), x.numel(), op_, Op::kThreshold);
       return Status::Ok();
     });

@@ -5,6 +5,7 @@
 
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/reduce_engine.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace strata::cpu {
 namespace {
@@ -324,6 +325,25 @@ class LayerNormKernel final : public OpKernel {
     std::vector<double> means(static_cast<size_t>(outer)), invs(static_cast<size_t>(outer));
     const double eps = epsilon_;
     const bool dbl = stash_ == DType::kDouble;
+    if (x.dtype() == DType::kFloat && !dbl && M > 0) {
+      // float32 with float statistics: the vec_math row kernel, in float throughout.
+      const std::vector<float> sc(scale.begin(), scale.end()), bi(bias.begin(), bias.end());
+      const float* xd = x.data<float>();
+      float* yd = y->data<float>();
+      const auto row = vec::Active().layer_norm_row;
+      const float feps = static_cast<float>(eps);
+      const float* bp = ctx.has_input(2) ? bi.data() : nullptr;
+#pragma omp parallel for if (outer * M > (1 << 16) && outer > 1)
+      for (int64_t o = 0; o < outer; ++o) {
+        float mean, rstd;
+        row(xd + o * M, yd + o * M, M, sc.data(), bp, feps, &mean, &rstd);
+        means[static_cast<size_t>(o)] = mean;
+        invs[static_cast<size_t>(o)] = rstd;
+      }
+      if (mean_t) RETURN_IF_ERROR(WriteDoubles(mean_t, means));
+      if (inv_t) RETURN_IF_ERROR(WriteDoubles(inv_t, invs));
+      return Status::Ok();
+    }
     const Status st = Dispatch(FloatTypes{}, x.dtype(), [&](auto* tag) -> Status {
       using T = std::remove_pointer_t<decltype(tag)>;
       using Cm = ComputeType<T>;

@@ -9,6 +9,7 @@
 
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/reduce_engine.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace strata::cpu {
 namespace {
@@ -59,6 +60,24 @@ Status RunReduce(const Tensor& x, const std::vector<int>& axes, bool keepdims, K
     for (int64_t i = 0; i < on; ++i) yd[i] = CastValue<T, Acc>(post(acc[static_cast<size_t>(i)], i));
   };
 
+  if constexpr (std::is_same_v<T, float> && (K == RK::kSum || K == RK::kMean || K == RK::kMax || K == RK::kMin)) {
+    // float32 over the innermost axes ([rows, len] after simplification): vec_math row kernels.
+    const auto& d = plan.dims;
+    const auto& r = plan.reduced;
+    const size_t nd = d.size();
+    if (!plan.empty_input && r[nd - 1] && (nd == 1 || (nd == 2 && !r[0]))) {
+      const int64_t rows = nd == 1 ? 1 : d[0], len = d[nd - 1];
+      const vec::Kernels& vk = vec::Active();
+      const auto fn = K == RK::kMax ? vk.row_max : K == RK::kMin ? vk.row_min : vk.row_sum;
+      const float cnt = static_cast<float>(len);
+#pragma omp parallel for if (rows * len > (1 << 16) && rows > 1)
+      for (int64_t k = 0; k < rows; ++k) {
+        const float v = fn(xd + k * len, len);
+        yd[k] = K == RK::kMean ? v / cnt : v;
+      }
+      return Status::Ok();
+    }
+  }
   if constexpr (K == RK::kSum || K == RK::kMean || K == RK::kLogSum) {
     fill(Acc(0));
     ReduceInto<Acc>(plan, xd, acc.data(), Acc(0), ident, plus);

@@ -9,6 +9,7 @@
 
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/softmax_math.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace strata::cpu {
 namespace {
@@ -91,6 +92,15 @@ template <SM M, typename T>
 void RunSoftmax(const T* x, T* y, int64_t outer, int64_t L, int64_t inner) {
   using C = ComputeType<T>;
   const int64_t block = L * inner;
+  if constexpr (std::is_same_v<T, float> && M != SM::kHardmax) {
+    if (inner == 1) {  // contiguous rows (attention scores): the vec_math row kernels
+      const vec::Kernels& k = vec::Active();
+      const auto row = M == SM::kSoftmax ? k.softmax_row : k.log_softmax_row;
+#pragma omp parallel for if (outer > 1 && outer * L > (1 << 16))
+      for (int64_t o = 0; o < outer; ++o) row(x + o * L, y + o * L, L);
+      return;
+    }
+  }
 #pragma omp parallel if (outer > 1 && outer * block > (1 << 15))
   {
     std::vector<C> buf(static_cast<size_t>(M == SM::kHardmax || std::is_same_v<T, C> ? 0 : block));
