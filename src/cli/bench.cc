@@ -24,6 +24,7 @@ struct BenchArgs {
   int warmup = 3;
   bool json = false;
   bool load_only = false;
+  int opt_level = 3;
 };
 
 double Ms(std::chrono::steady_clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
@@ -101,6 +102,7 @@ int Bench(const BenchArgs& a) {
   }
   SessionOptions opts;
   opts.num_threads = a.threads;
+  opts.opt_level = a.opt_level;
   const auto t0 = std::chrono::steady_clock::now();
   auto session = Session::Load(a.model, opts);
   if (!session.ok()) return Fail(session.status());
@@ -169,6 +171,7 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_option("--warmup", args->warmup, "untimed runs after the first")->capture_default_str();
   cmd->add_flag("--json", args->json, "print one JSON object");
   cmd->add_flag("--load-only", args->load_only, "only load and compile the model; report load time and peak RSS");
+  AddOptLevelOption(cmd, args->opt_level);
   cmd->callback([args]() { throw CLI::RuntimeError(Bench(*args)); });
 }
 

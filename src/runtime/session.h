@@ -19,6 +19,9 @@ struct SessionOptions {
   // Reject inputs whose shape contradicts the model's declared input shape. Turning it off trusts
   // the data over the declaration (dtypes are still checked, and kernels still check what they need).
   bool check_input_shapes = true;
+  // Graph optimisation level (docs/passes.md): 0 none, 1 cleanups and constant folding, 2 fusions,
+  // 3 pattern recognition. Passes trust declared shapes, so without check_input_shapes none run.
+  int opt_level = 3;
 };
 
 class Session {
