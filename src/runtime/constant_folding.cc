@@ -35,6 +35,42 @@ Result<std::vector<Value>> Evaluate(const ir::Model& model, const ir::Node& node
   return outs;
 }
 
+// Dims [start, end) of `x`'s declared shape as the Shape node `n` selects them (some may be symbolic).
+bool ShapeDims(const GraphEditor& ed, const ir::Node& n, std::vector<ir::Dim>* out) {
+  const ir::TypeInfo* t = ed.TypeOf(n.inputs[0]);
+  if (!t || t->kind != ir::TypeInfo::Kind::kTensor || !t->shape) return false;
+  const int64_t r = static_cast<int64_t>(t->shape->size());
+  int64_t start = passes::AttrInt(n, "start", 0), end = passes::AttrInt(n, "end", r);
+  if (start < 0) start += r;
+  if (end < 0) end += r;
+  start = std::clamp<int64_t>(start, 0, r);
+  end = std::clamp<int64_t>(end, start, r);
+  out->assign(t->shape->begin() + start, t->shape->begin() + end);
+  return true;
+}
+
+// Gather(Shape(x), constant indices) where the gathered dims are known even though others are
+// symbolic: [batch, seq, 768] -> Gather(2) is 768.
+bool FoldGatherOfShape(GraphEditor& ed, const ir::Node& n, Tensor* out) {
+  if (n.op_type != "Gather" || n.inputs.size() != 2 || passes::AttrInt(n, "axis", 0) != 0) return false;
+  const int p = ed.Producer(n.inputs[0]);
+  const Tensor* idx = ed.Constant(n.inputs[1]);
+  if (p < 0 || !idx || idx->rank() > 1 || ed.node(p).op_type != "Shape" || ed.node(p).domain != ir::kOnnxDomain)
+    return false;
+  std::vector<ir::Dim> dims;
+  if (!ShapeDims(ed, ed.node(p), &dims)) return false;
+  const int64_t r = static_cast<int64_t>(dims.size());
+  std::vector<int64_t> vals;
+  for (int64_t k = 0; k < idx->numel(); ++k) {
+    int64_t i = idx->GetAsInt64(k);
+    if (i < 0) i += r;
+    if (i < 0 || i >= r || !dims[static_cast<size_t>(i)].known()) return false;
+    vals.push_back(dims[static_cast<size_t>(i)].value);
+  }
+  *out = Tensor::FromVector<int64_t>(vals, idx->shape());
+  return true;
+}
+
 bool Foldable(const ir::Node& n) {
   return n.domain == ir::kOnnxDomain && !passes::HasSubgraph(n) && !passes::IsNondeterministic(n) && !n.outputs.empty();
 }
@@ -50,27 +86,33 @@ Result<bool> ConstantFolding::Apply(ir::Model& model) {
     for (const auto& o : n.outputs) outputs_free &= o.empty() || ed.Rewirable(o);
     if (!outputs_free) continue;
 
-    // Shape/Size only need the input's static shape.
-    Shape in_shape;
-    if ((n.op_type == "Shape" || n.op_type == "Size") && n.inputs.size() == 1 && !ed.Constant(n.inputs[0]) &&
-        ed.StaticShape(n.inputs[0], &in_shape)) {
-      Tensor t;
-      if (n.op_type == "Size") {
-        t = Tensor::Scalar<int64_t>(NumElements(in_shape));
-      } else {
-        const int64_t r = static_cast<int64_t>(in_shape.size());
-        int64_t start = passes::AttrInt(n, "start", 0), end = passes::AttrInt(n, "end", r);
-        if (start < 0) start += r;
-        if (end < 0) end += r;
-        start = std::clamp<int64_t>(start, 0, r);
-        end = std::clamp<int64_t>(end, start, r);
-        t = Tensor::FromVector<int64_t>(std::vector<int64_t>(in_shape.begin() + start, in_shape.begin() + end),
-                                        {end - start});
-      }
+    Tensor gathered;
+    if (FoldGatherOfShape(ed, n, &gathered)) {
       const std::string out = n.outputs[0];
-      ed.SetType(out, ExactType(t));
-      ed.graph().initializers[out] = std::move(t);
+      ed.SetType(out, ExactType(gathered));
+      ed.graph().initializers[out] = std::move(gathered);
       ed.Remove(i);
+      continue;
+    }
+    // Shape/Size only need the input's shape (for Shape, just the dims it selects).
+    if ((n.op_type == "Shape" || n.op_type == "Size") && n.inputs.size() == 1 && !ed.Constant(n.inputs[0])) {
+      std::vector<ir::Dim> dims;
+      Shape in_shape;
+      Tensor t;
+      if (n.op_type == "Size" && ed.StaticShape(n.inputs[0], &in_shape)) {
+        t = Tensor::Scalar<int64_t>(NumElements(in_shape));
+      } else if (n.op_type == "Shape" && ShapeDims(ed, n, &dims) &&
+                 std::all_of(dims.begin(), dims.end(), [](const ir::Dim& d) { return d.known(); })) {
+        std::vector<int64_t> v;
+        for (const auto& d : dims) v.push_back(d.value);
+        t = Tensor::FromVector<int64_t>(v, {static_cast<int64_t>(v.size())});
+      }
+      if (t.defined()) {
+        const std::string out = n.outputs[0];
+        ed.SetType(out, ExactType(t));
+        ed.graph().initializers[out] = std::move(t);
+        ed.Remove(i);
+      }
       continue;
     }
 

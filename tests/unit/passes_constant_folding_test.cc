@@ -57,6 +57,38 @@ TEST(ConstantFolding, LargeOutputsAndGraphOutputsAreNotFolded) {
   EXPECT_EQ(CountOps(m), (OpCounts{{"Add", 1}, {"ConstantOfShape", 1}, {"Shape", 1}}));
 }
 
+TEST(ConstantFolding, KnownDimsOfASymbolicShapeFold) {
+  // x is [N, 3, 4]: Gather(Shape(x), 2) is 4 and Shape(x, start=1) is [3, 4]; Gather(Shape(x), 0) stays.
+  ModelBuilder b;
+  b.Input("x", TP::FLOAT, {-1, 3, 4}).Output("y", TP::FLOAT, {-1, 12});
+  Int64Init(b, "two", {2}, true);
+  Int64Init(b, "zero", {0}, true);
+  Int64Init(b, "axes0", {0});
+  b.Node("Shape", {"x"}, {"s"});
+  SetInt(b.Node("Gather", {"s", "two"}, {"d2"}), "axis", 0);
+  SetInt(b.Node("Gather", {"s", "zero"}, {"d0"}), "axis", 0);
+  auto& tail = b.Node("Shape", {"x"}, {"t"});
+  SetInt(tail, "start", 1);
+  b.Node("ReduceProd", {"t"}, {"p"});  // keepdims: [12]
+  b.Node("Unsqueeze", {"d0", "axes0"}, {"d0v"});
+  b.Node("Mul", {"p", "d2"}, {"p2"});   // 48, folded
+  b.Node("Div", {"p2", "d2"}, {"p3"});  // 12, folded
+  SetInt(b.Node("Concat", {"d0v", "p3"}, {"shape"}), "axis", 0);
+  b.Node("Reshape", {"x", "shape"}, {"y"});
+  ir::Model m = Import(b);
+  ASSERT_TRUE(passes::InferShapes(m).ok());
+  ASSERT_TRUE(passes::Optimize(m, 1).ok());
+  EXPECT_EQ(CountOps(m), (OpCounts{{"Concat", 1}, {"Gather", 1}, {"Reshape", 1}, {"Shape", 1}, {"Unsqueeze", 1}}));
+  // And it still runs: N = 2.
+  SessionOptions o;
+  auto s = Session::FromModel(Import(b), o);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  Tensor x(DType::kFloat, {2, 3, 4});
+  std::vector<Value> in{Value(x)}, out;
+  ASSERT_TRUE((*s)->Run(in, out).ok());
+  EXPECT_EQ(out[0].tensor().shape(), (Shape{2, 12}));
+}
+
 TEST(ConstantFolding, SymbolicShapesStay) {
   ModelBuilder b;
   b.Input("x", TP::FLOAT, {-1, 3}).Output("y", TP::FLOAT, {-1, 3});
