@@ -209,6 +209,15 @@ struct DnnlConv {
     s.wait();
   }
 
+  // Reorders constant weights into the primitive's layout now (at load time) rather than on the first run.
+  void PackWeights(const float* w) {
+    if (!ok || wei_md == user_wei || wei_cached == w) return;
+    memory uw(user_wei, Engine(), const_cast<float*>(w));
+    dnnl::reorder(uw, wei_mem).execute(Stream(), uw, wei_mem);
+    Stream().wait();
+    wei_cached = w;
+  }
+
   template <typename PD>
   void Finish(const PD& pd) {
     src_md = pd.src_desc();
@@ -434,6 +443,8 @@ class DnnlConvDriver {
     if (t && t->elem_type == DType::kFloat && KnownShape(info, 0, x) && KnownShape(info, 1, w)) {
       CS cs;
       if (compute_shape(x, w, cs).ok()) Prepare(cs, x, w, info.input_present(2));
+      const Tensor* wt = info.constant_input(1);
+      if (dnnl_ && wt && wt->dtype() == DType::kFloat && wt->shape() == w) dnnl_->PackWeights(wt->data<float>());
     }
   }
 
