@@ -31,7 +31,7 @@ class ConvBnFolding final : public GraphPass {
       const int c = ed.Producer(bn.inputs[0]);
       if (c < 0 || ed.removed(c)) continue;
       const ir::Node& conv = ed.node(c);
-      if (conv.op_type != "Conv" || conv.domain != ir::kOnnxDomain || !ed.HasSingleConsumer(bn.inputs[0])) continue;
+      if (!IsOp(conv, "Conv", 2) || !ed.HasSingleConsumer(bn.inputs[0])) continue;
       const Tensor* w = ed.Constant(conv.inputs[1]);
       if (!w || w->dtype() != DType::kFloat || w->rank() < 3) continue;
       const int64_t m = w->dim(0);

@@ -25,6 +25,7 @@ struct Activation {
 };
 
 bool IsProducer(const ir::Node& n) {
+  if (n.inputs.size() < 2 || n.inputs[0].empty() || n.inputs[1].empty()) return false;
   if (n.domain == ir::kOnnxDomain) return n.op_type == "Conv" || n.op_type == "Gemm" || n.op_type == "MatMul";
   return n.domain == kStrataDomain && (n.op_type == "FusedConv" || n.op_type == "FusedGemm" || n.op_type == "FusedMatMul");
 }
@@ -131,7 +132,7 @@ class EpilogueFusion final : public GraphPass {
       f.outputs = c.outputs;
       return f;
     }
-    if (c.op_type != "Add" || c.domain != ir::kOnnxDomain || c.inputs.size() != 2 || !acts.empty() || has_residual)
+    if (!IsOp(c, "Add", 2) || c.inputs.size() != 2 || c.outputs.size() != 1 || !acts.empty() || has_residual)
       return std::nullopt;
     const std::string& other = c.inputs[0] == y ? c.inputs[1] : c.inputs[0];
     if (other == y || ed.ElemType(other) != DType::kFloat) return std::nullopt;

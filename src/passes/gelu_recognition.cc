@@ -55,7 +55,7 @@ class GeluRecognition final : public GraphPass {
   // Node reading `v` as its only reader, of op `op`, or -1.
   static int Next(const GraphEditor& ed, const std::string& v, std::string_view op) {
     const int c = ed.SoleConsumer(v);
-    return c >= 0 && IsOp(ed.node(c), op) && ed.node(c).outputs.size() == 1 ? c : -1;
+    return c >= 0 && IsOp(ed.node(c), op, 2) && ed.node(c).outputs.size() == 1 ? c : -1;
   }
 
   // 1 + act: the Add after Erf/Tanh. Returns its index or -1.
@@ -96,7 +96,7 @@ class GeluRecognition final : public GraphPass {
     }
     // (x * 0.5) * u
     const int h = ed.Producer(o);
-    if (h < 0 || !IsOp(ed.node(h), "Mul") || ed.SoleConsumer(o) != m1) return false;
+    if (h < 0 || !IsOp(ed.node(h), "Mul", 2) || ed.SoleConsumer(o) != m1) return false;
     if (!ed.SplitScalarOperand(ed.node(h), &other, &v) || v != 0.5 || other != x) return false;
     m.nodes.push_back(h);
     m.last = m1;

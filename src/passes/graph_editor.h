@@ -94,8 +94,11 @@ class GraphEditor {
   bool changed_ = false;
 };
 
-// An ai.onnx node of this op type.
-inline bool IsOp(const ir::Node& n, std::string_view op) { return n.op_type == op && n.domain == ir::kOnnxDomain; }
+// An ai.onnx node of this op type with at least `min_inputs` inputs and one output. Imported graphs are
+// not validated, so pattern matchers check arity before they index inputs.
+inline bool IsOp(const ir::Node& n, std::string_view op, size_t min_inputs = 1) {
+  return n.op_type == op && n.domain == ir::kOnnxDomain && n.inputs.size() >= min_inputs && !n.outputs.empty();
+}
 // |a - b| <= tol * |b|: exporters write constants like sqrt(2) in float32.
 inline bool Near(double a, double b, double tol = 1e-5) { return (a > b ? a - b : b - a) <= tol * (b < 0 ? -b : b); }
 

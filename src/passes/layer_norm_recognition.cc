@@ -63,7 +63,7 @@ class LayerNormRecognition final : public GraphPass {
     const std::string& d = dv.inputs[0];
     const std::string& s = dv.inputs[1];
     const int sub = ed.Producer(d), sq = ed.Producer(s);
-    if (sub < 0 || sq < 0 || !IsOp(ed.node(sub), "Sub") || !IsOp(ed.node(sq), "Sqrt")) return;
+    if (sub < 0 || sq < 0 || !IsOp(ed.node(sub), "Sub", 2) || !IsOp(ed.node(sq), "Sqrt")) return;
     if (!ed.Rewirable(d) || ed.Consumers(d).size() != 2 || ed.SoleConsumer(s) != div) return;
     const std::string x = ed.node(sub).inputs[0], m = ed.node(sub).inputs[1];
     const int mean = ed.Producer(m);
@@ -82,7 +82,7 @@ class LayerNormRecognition final : public GraphPass {
     const std::string& p = ed.node(var).inputs[0];
     const int pow = ed.Producer(p);
     double two;
-    if (pow < 0 || !IsOp(ed.node(pow), "Pow") || ed.SoleConsumer(p) != var || ed.node(pow).inputs[0] != d ||
+    if (pow < 0 || !IsOp(ed.node(pow), "Pow", 2) || ed.SoleConsumer(p) != var || ed.node(pow).inputs[0] != d ||
         !ed.ConstantScalar(ed.node(pow).inputs[1], &two) || two != 2.0)
       return;
     Shape xs;

@@ -118,7 +118,7 @@ class NoOpElimination final : public GraphPass {
       const int p = ed.Producer(x);
       if (p < 0) return std::nullopt;
       const ir::Node& prev = ed.node(p);
-      if (prev.op_type != "Transpose" || prev.domain != ir::kOnnxDomain) return std::nullopt;
+      if (!IsOp(prev, "Transpose")) return std::nullopt;
       auto first = TransposePerm(ed, prev);
       if (!first || first->size() != perm->size()) return std::nullopt;
       // out[i] = x[first[perm[i]]]

@@ -37,6 +37,7 @@ Result<std::vector<Value>> Evaluate(const ir::Model& model, const ir::Node& node
 
 // Dims [start, end) of `x`'s declared shape as the Shape node `n` selects them (some may be symbolic).
 bool ShapeDims(const GraphEditor& ed, const ir::Node& n, std::vector<ir::Dim>* out) {
+  if (n.inputs.empty()) return false;
   const ir::TypeInfo* t = ed.TypeOf(n.inputs[0]);
   if (!t || t->kind != ir::TypeInfo::Kind::kTensor || !t->shape) return false;
   const int64_t r = static_cast<int64_t>(t->shape->size());

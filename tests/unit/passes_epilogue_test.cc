@@ -88,6 +88,29 @@ TEST(EpilogueFusion, GemmWithCAndResidualAndClip) {
   EXPECT_EQ(CheckOptimized(b, 2, 1e-4), (OpCounts{{"FusedGemm", 1}}));
 }
 
+TEST(EpilogueFusion, GemmWithoutCTransposedA) {
+  ModelBuilder b;
+  b.Input("a", TP::FLOAT, {10, 6}).Input("r", TP::FLOAT, {6, 7}).Output("y", TP::FLOAT, {6, 7});
+  RandomInit(b, "w", {10, 7}, 1);
+  SetInt(b.Node("Gemm", {"a", "w"}, {"g"}), "transA", 1);
+  b.Node("Add", {"r", "g"}, {"s"});
+  b.Node("Tanh", {"s"}, {"y"});
+  EXPECT_EQ(CheckOptimized(b, 2, 1e-4), (OpCounts{{"FusedGemm", 1}}));
+}
+
+TEST(EpilogueFusion, EmptyInnerDimensionUsesTheReferenceEpilogue) {
+  // K = 0: oneDNN is not used; the reference path must still add the bias and apply the activation.
+  ModelBuilder b;
+  b.Input("a", TP::FLOAT, {3, 0}).Input("r", TP::FLOAT, {3, 4}).Output("y", TP::FLOAT, {3, 4});
+  b.Initializer("w", {}, {0, 4});
+  b.Initializer("bias", {-1.f, 0.5f, 2.f, -0.25f}, {4});
+  b.Node("MatMul", {"a", "w"}, {"m"});
+  b.Node("Add", {"m", "bias"}, {"mb"});
+  b.Node("Add", {"mb", "r"}, {"s"});
+  b.Node("Relu", {"s"}, {"y"});
+  EXPECT_EQ(CheckOptimized(b, 2), (OpCounts{{"FusedMatMul", 1}}));
+}
+
 TEST(EpilogueFusion, ChainsOfActivationsFuse) {
   ModelBuilder b;
   b.Input("a", TP::FLOAT, {5, 8}).Output("y", TP::FLOAT, {5, 3});
