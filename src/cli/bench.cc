@@ -25,6 +25,7 @@ struct BenchArgs {
   int warmup = 3;
   bool json = false;
   bool load_only = false;
+  int opt_level = 3;
 };
 
 double Ms(std::chrono::steady_clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
@@ -103,6 +104,7 @@ int Bench(const BenchArgs& a) {
   SessionOptions opts;
   opts.num_threads = a.threads;
   opts.plan_memory = !a.no_memory_plan;
+  opts.opt_level = a.opt_level;
   const auto t0 = std::chrono::steady_clock::now();
   auto session = Session::Load(a.model, opts);
   if (!session.ok()) return Fail(session.status());
@@ -182,6 +184,7 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_flag("--json", args->json, "print one JSON object");
   cmd->add_flag("--no-memory-plan", args->no_memory_plan, "allocate every tensor on the heap (for comparison)");
   cmd->add_flag("--load-only", args->load_only, "only load and compile the model; report load time and peak RSS");
+  AddOptLevelOption(cmd, args->opt_level);
   cmd->callback([args]() { throw CLI::RuntimeError(Bench(*args)); });
 }
 

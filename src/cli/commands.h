@@ -10,4 +10,11 @@ void AddInspectCommand(CLI::App& app);
 void AddBenchCommand(CLI::App& app);
 void AddOpsCommand(CLI::App& app);
 
+// -O0..-O3 / --opt-level N: the graph optimisation level (SessionOptions::opt_level).
+inline void AddOptLevelOption(CLI::App* cmd, int& level) {
+  cmd->add_option("-O,--opt-level", level, "graph optimisation level 0-3 (docs/passes.md)")
+      ->check(CLI::Range(0, 3))
+      ->capture_default_str();
+}
+
 }  // namespace strata::cli

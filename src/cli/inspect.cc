@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "onnx/importer.h"
+#include "passes/graph_pass.h"
 #include "passes/shape_inference.h"
 
 namespace strata::cli {
@@ -70,7 +71,60 @@ int PrintShapes(ir::Model& model) {
   return 0;
 }
 
-int Inspect(const std::string& path, bool shapes) {
+std::string OpName(const ir::Node& n) { return (n.domain == ir::kOnnxDomain ? "" : n.domain + ":") + n.op_type; }
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + (v[i].empty() ? std::string("<none>") : v[i]);
+  return s;
+}
+
+// --optimized: runs shape inference and the passes of `level`, prints the resulting graph and the op
+// histogram before and after.
+int PrintOptimized(ir::Model& model, int level) {
+  Status st = passes::InferShapes(model);
+  if (!st.ok()) {
+    std::cerr << "strata: " << st.ToString() << "\n";
+    return 1;
+  }
+  std::map<std::string, int> before, after;
+  int64_t params = 0, bytes = 0;
+  CountOps(*model.graph, before, params, bytes);
+  passes::OptimizeReport report;
+  st = passes::Optimize(model, level, &report);
+  if (!st.ok()) {
+    std::cerr << "strata: " << st.ToString() << "\n";
+    return 1;
+  }
+  params = bytes = 0;
+  CountOps(*model.graph, after, params, bytes);
+  std::map<std::string, const ir::ValueInfo*> types;
+  for (const auto* list : {&model.graph->value_info, &model.graph->outputs})
+    for (const auto& vi : *list) types[vi.name] = &vi;
+  std::cout << "optimised graph (-O" << level << ", " << report.iterations << " iteration(s)):\n";
+  for (const auto& n : model.graph->nodes) {
+    std::cout << "  " << OpName(n);
+    if (n.opset) std::cout << "-" << n.opset;
+    std::cout << "(" << Join(n.inputs) << ") -> " << Join(n.outputs);
+    if (!n.outputs.empty()) {
+      auto it = types.find(n.outputs[0]);
+      if (it != types.end()) std::cout << " : " << it->second->type.ToString();
+    }
+    if (const ir::Attribute* a = n.attr("activations"); a && !a->strings.empty()) std::cout << "  [" << Join(a->strings) << "]";
+    std::cout << "\n";
+  }
+  std::map<std::string, std::pair<int, int>> table;
+  int tb = 0, ta = 0;
+  for (const auto& [op, c] : before) table[op].first = c, tb += c;
+  for (const auto& [op, c] : after) table[op].second = c, ta += c;
+  std::cout << "op counts (before -> after -O" << level << "):\n";
+  for (const auto& [op, c] : table) std::cout << "  " << op << ": " << c.first << " -> " << c.second << "\n";
+  std::cout << "  total: " << tb << " -> " << ta << "\n";
+  std::cout << "parameters after: " << params << " (" << (static_cast<double>(bytes) / (1 << 20)) << " MiB)\n";
+  return 0;
+}
+
+int Inspect(const std::string& path, bool shapes, bool optimized, int level) {
   auto model = onnx_io::LoadModel(path);
   if (!model.ok()) {
     std::cerr << "strata: " << model.status().ToString() << "\n";
@@ -96,7 +150,11 @@ int Inspect(const std::string& path, bool shapes) {
   for (const auto& [op, c] : hist) std::cout << "  " << op << ": " << c << "\n";
   std::cout << "parameters: " << params << " (" << bytes << " bytes, " << (static_cast<double>(bytes) / (1 << 20))
             << " MiB)\n";
-  if (shapes) return PrintShapes(*model);
+  if (shapes) {
+    const int rc = PrintShapes(*model);
+    if (rc != 0) return rc;
+  }
+  if (optimized) return PrintOptimized(*model, level);
   return 0;
 }
 
@@ -108,7 +166,13 @@ void AddInspectCommand(CLI::App& app) {
   auto shapes = std::make_shared<bool>(false);
   cmd->add_option("model", *path, "ONNX model file")->required();
   cmd->add_flag("--shapes", *shapes, "Run Strata's shape inference and print every value's dtype and (symbolic) shape");
-  cmd->callback([path, shapes]() { throw CLI::RuntimeError(Inspect(*path, *shapes)); });
+  auto optimized = std::make_shared<bool>(false);
+  auto level = std::make_shared<int>(3);
+  cmd->add_flag("--optimized", *optimized, "Run the graph passes; print the optimised graph and op counts before/after");
+  AddOptLevelOption(cmd, *level);
+  cmd->callback([path, shapes, optimized, level]() {
+    throw CLI::RuntimeError(Inspect(*path, *shapes, *optimized, *level));
+  });
 }
 
 }  // namespace strata::cli

@@ -18,6 +18,7 @@ struct RunArgs {
   std::string output_dir = ".";
   std::string format = "pb";
   bool no_shape_check = false;
+  int opt_level = 3;
 };
 
 int Fail(const Status& st) {
@@ -28,6 +29,7 @@ int Fail(const Status& st) {
 int Run(const RunArgs& a) {
   SessionOptions opts;
   opts.check_input_shapes = !a.no_shape_check;
+  opts.opt_level = a.opt_level;
   auto session = Session::Load(a.model, opts);
   if (!session.ok()) return Fail(session.status());
   std::vector<size_t> missing;
@@ -70,6 +72,7 @@ void AddRunCommand(CLI::App& app) {
   cmd->add_option("--format", args->format, "output format")->check(CLI::IsMember({"pb", "npy"}))->capture_default_str();
   cmd->add_flag("--no-shape-check", args->no_shape_check,
                 "trust input data over the model's declared input shapes (dtypes are still checked)");
+  AddOptLevelOption(cmd, args->opt_level);
   cmd->callback([args]() { throw CLI::RuntimeError(Run(*args)); });
 }
 

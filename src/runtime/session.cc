@@ -3,6 +3,7 @@
 #include <map>
 
 #include "onnx/importer.h"
+#include "passes/graph_pass.h"
 #include "passes/shape_inference.h"
 #include "runtime/executor.h"
 #include "runtime/threading.h"
@@ -89,6 +90,7 @@ Result<std::unique_ptr<Session>> Session::FromModel(ir::Model model, const Sessi
   s->model_ = std::move(model);
   // Types for every value before compiling, so load-time dtype checks see them.
   RETURN_IF_ERROR(passes::InferShapes(s->model_));
+  if (options.check_input_shapes) RETURN_IF_ERROR(passes::Optimize(s->model_, options.opt_level));
   const ir::Graph& g = *s->model_.graph;
   for (const auto& vi : g.inputs)
     if (!g.initializers.count(vi.name)) s->inputs_.push_back(vi);

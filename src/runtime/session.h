@@ -22,6 +22,9 @@ struct SessionOptions {
   // Place intermediates in one arena planned from the first run with each input-shape signature.
   // Off: every tensor is allocated on the heap (for comparison and debugging).
   bool plan_memory = true;
+  // Graph optimisation level (docs/passes.md): 0 none, 1 cleanups and constant folding, 2 fusions,
+  // 3 pattern recognition. Passes trust declared shapes, so without check_input_shapes none run.
+  int opt_level = 3;
 };
 
 class Session {

@@ -4,6 +4,7 @@
 //
 //   strata_conformance --data DIR --suite node --expected FILE [--tolerances FILE] [--jobs N]
 //                      [--lenient-shapes FILE] [--filter SUBSTR] [--write-expected] [--verbose]
+//                      [--opt-level N]   (graph optimisation level, SessionOptions::opt_level; default 3)
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -101,9 +102,12 @@ std::string CompareValue(const Value& got, const Value& want, const Tolerance* t
 // Runs one case in the current process; returns "" on success or the reason it failed.
 // Each data set runs `runs` times on one session: the first run records the memory plan and later
 // runs execute in the planned arena, so both paths are checked.
+int g_opt_level = SessionOptions{}.opt_level;
+
 std::string RunCase(const fs::path& dir, const Tolerance* tol, bool check_shapes, int runs) {
   SessionOptions opts;
   opts.check_input_shapes = check_shapes;
+  opts.opt_level = g_opt_level;
   auto session = Session::Load((dir / "model.onnx").string(), opts);
   if (!session.ok()) return "load: " + session.status().ToString();
   std::vector<fs::path> sets;
@@ -190,6 +194,7 @@ int main(int argc, char** argv) {
     else if (a == "--runs") runs = std::max(1, std::stoi(next()));
     else if (a == "--write-expected") write_expected = true;
     else if (a == "--verbose") verbose = true;
+    else if (a == "--opt-level") g_opt_level = std::clamp(std::stoi(next()), 0, 3);
     else { std::cerr << "unknown argument " << a << "\n"; return 2; }
   }
   const fs::path suite_dir = fs::path(data) / suite;

@@ -1,9 +1,11 @@
-// Conv, ConvTranspose, ConvInteger, QLinearConv, Col2Im.
+// Conv, ConvTranspose, ConvInteger, QLinearConv, Col2Im, and com.strata FusedConv (Conv with a
+// residual and activations as oneDNN post-ops; fused_epilogue.h).
 // float32 Conv/ConvTranspose run on oneDNN (float16 is widened to float32); everything else uses
 // im2col/col2im plus the reference GEMM.
 #include <memory>
 #include <mutex>
 
+#include "kernels/cpu/fused_epilogue.h"
 #include "kernels/cpu/nn_common.h"
 
 namespace strata::cpu {
@@ -169,7 +171,9 @@ struct DnnlConv {
   dnnl::memory wei_mem;                 // reordered weights (when they differ)
   const void* wei_cached = nullptr;     // constant weights already in wei_mem
 
-  void Run(const float* x, const float* w, const float* b, float* y, bool weights_constant) {
+  // `residual` (FusedConv) is what a sum post-op adds: it is placed in the destination first.
+  void Run(const float* x, const float* w, const float* b, float* y, bool weights_constant,
+           const float* residual = nullptr) {
     auto& eng = Engine();
     auto& s = Stream();
     memory ux(user_src, eng, const_cast<float*>(x));
@@ -180,6 +184,14 @@ struct DnnlConv {
       src = src_mem;
     }
     if (dst_md != user_dst) dst = dst_mem;
+    if (residual) {
+      memory ur(user_dst, eng, const_cast<float*>(residual));
+      if (dst_md != user_dst) {
+        dnnl::reorder(ur, dst_mem).execute(s, ur, dst_mem);
+      } else if (residual != y) {
+        std::copy(residual, residual + user_dst.get_size() / sizeof(float), y);
+      }
+    }
     if (wei_md != user_wei) {
       if (!weights_constant || wei_cached != w) {
         memory uw(user_wei, eng, const_cast<float*>(w));
@@ -195,6 +207,15 @@ struct DnnlConv {
     prim.execute(s, args);
     if (dst_md != user_dst) dnnl::reorder(dst_mem, uy).execute(s, dst_mem, uy);
     s.wait();
+  }
+
+  // Reorders constant weights into the primitive's layout now (at load time) rather than on the first run.
+  void PackWeights(const float* w) {
+    if (!ok || wei_md == user_wei || wei_cached == w) return;
+    memory uw(user_wei, Engine(), const_cast<float*>(w));
+    dnnl::reorder(uw, wei_mem).execute(Stream(), uw, wei_mem);
+    Stream().wait();
+    wei_cached = w;
   }
 
   template <typename PD>
@@ -215,7 +236,7 @@ std::vector<int64_t> Concat(std::initializer_list<int64_t> head, const std::vect
   return v;
 }
 
-std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias) {
+std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias, const Epilogue* ep) {
   auto d = std::make_unique<DnnlConv>();
   const SpatialGeom& g = cs.geom;
   if (NumElements(cs.y_shape) == 0 || cs.C == 0) return d;
@@ -235,7 +256,7 @@ std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias) {
     dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                          src_any, wei_any, d->bias_md, dst_any, ToDims(g.strides), ToDims(dil),
                                          ToDims(g.pad_begin), ToDims(g.pad_end));
-    dnnl::convolution_forward::primitive_desc pd(desc, Engine());
+    dnnl::convolution_forward::primitive_desc pd(desc, ep ? ep->Attr() : dnnl::primitive_attr(), Engine());
     d->prim = dnnl::convolution_forward(pd);
     d->Finish(pd);
   } catch (const dnnl::error&) {
@@ -411,6 +432,9 @@ class DnnlConvDriver {
  public:
   // Builds the primitive at load time when X is float32 and X/W shapes are fully known, so that the first
   // run does not pay for it.
+  // FusedConv: `ep` must outlive the driver; call before Init.
+  void SetEpilogue(const Epilogue* ep) { ep_ = ep; }
+
   template <typename ShapeFn>
   void Init(const KernelInfo& info, const ShapeFn& compute_shape) {
     weights_constant_ = info.constant_input(1) != nullptr;
@@ -419,6 +443,8 @@ class DnnlConvDriver {
     if (t && t->elem_type == DType::kFloat && KnownShape(info, 0, x) && KnownShape(info, 1, w)) {
       CS cs;
       if (compute_shape(x, w, cs).ok()) Prepare(cs, x, w, info.input_present(2));
+      const Tensor* wt = info.constant_input(1);
+      if (dnnl_ && wt && wt->dtype() == DType::kFloat && wt->shape() == w) dnnl_->PackWeights(wt->data<float>());
     }
   }
 
@@ -431,6 +457,17 @@ class DnnlConvDriver {
     CS cs;
     RETURN_IF_ERROR(compute_shape(X.shape(), W.shape(), cs));
     if (B && (B->rank() != 1 || B->dim(0) != cs.M)) return InvalidArgument(op + ": B must have shape [M]");
+    const float* residual = nullptr;
+    if (ep_) {
+      if (X.dtype() != DType::kFloat) return InvalidArgument(op + ": X must be float32");
+      if (ep_->has_residual()) {
+        const Tensor& r = ctx.input_tensor(3);
+        if (r.dtype() != DType::kFloat || r.shape() != cs.y_shape)
+          return InvalidArgument(op + ": residual must be float32 " + ShapeToString(cs.y_shape) + ", got " +
+                                 ShapeToString(r.shape()));
+        residual = r.data<float>();
+      }
+    }
     ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), cs.y_shape));
     if (Y->numel() == 0) return Status::Ok();
     std::lock_guard<std::mutex> lock(mu_);  // the cached primitive and scratch are per-kernel state
@@ -438,7 +475,7 @@ class DnnlConvDriver {
       using T = std::remove_pointer_t<decltype(tag)>;
       if constexpr (std::is_same_v<T, float>) {
         RunFloat(cs, X.shape(), W.shape(), X.data<float>(), W.data<float>(), B ? B->data<float>() : nullptr,
-                 Y->data<float>(), weights_constant_);
+                 Y->data<float>(), weights_constant_, residual);
       } else if constexpr (std::is_same_v<T, Float16>) {
         std::vector<float> x(static_cast<size_t>(X.numel())), w(static_cast<size_t>(W.numel())),
             y(static_cast<size_t>(Y->numel())), b;
@@ -465,22 +502,24 @@ class DnnlConvDriver {
   }
   void Prepare(const CS& cs, const Shape& x, const Shape& w, bool has_bias) {
     if (dnnl_ && x == x_shape_ && w == w_shape_ && has_bias == has_bias_) return;
-    if constexpr (std::is_same_v<CS, ConvShape>) dnnl_ = MakeDnnlConv(cs, has_bias);
+    if constexpr (std::is_same_v<CS, ConvShape>) dnnl_ = MakeDnnlConv(cs, has_bias, ep_);
     else dnnl_ = MakeDnnlConvT(cs, has_bias);
     x_shape_ = x;
     w_shape_ = w;
     has_bias_ = has_bias;
   }
   void RunFloat(const CS& cs, const Shape& xs, const Shape& ws, const float* x, const float* w, const float* b,
-                float* y, bool wconst) {
+                float* y, bool wconst, const float* residual = nullptr) {
     Prepare(cs, xs, ws, b != nullptr);
     if (dnnl_->ok) {
-      dnnl_->Run(x, w, b, y, wconst);
+      dnnl_->Run(x, w, b, y, wconst, residual);
       return;
     }
     Reference<float>(cs, x, w, b, y);
+    if (ep_) ep_->Apply(y, NumElements(cs.y_shape), residual);
   }
 
+  const Epilogue* ep_ = nullptr;
   bool weights_constant_ = false;
   std::mutex mu_;
   std::unique_ptr<DnnlConv> dnnl_;
@@ -501,12 +540,20 @@ class ConvKernel final : public OpKernel {
     RETURN_IF_ERROR(attrs_.Load(info, true, false));
     group_ = info.attr_int("group", 1);
     if (group_ <= 0) return info.Error("group must be positive");
+    if (info.node().domain == "com.strata") {  // FusedConv: float32 only
+      RETURN_IF_ERROR(CheckInputDType(info, 0, {DType::kFloat}));
+      RETURN_IF_ERROR(ep_.Load(info));
+      driver_.SetEpilogue(&ep_);
+      node_op_ = "FusedConv";
+    }
     driver_.Init(info, ShapeFn());
     return Status::Ok();
   }
-  Status Compute(KernelContext& ctx) override { return driver_.Compute(ctx, "Conv", ShapeFn()); }
+  Status Compute(KernelContext& ctx) override { return driver_.Compute(ctx, node_op_, ShapeFn()); }
 
  private:
+  std::string node_op_ = "Conv";
+  Epilogue ep_;
   SpatialAttrs attrs_;
   int64_t group_ = 1;
   DnnlConvDriver<ConvShape> driver_;
@@ -717,6 +764,8 @@ class Col2ImKernel final : public OpKernel {
 
 const KernelRegistrar kConv{{.op_type = "Conv", .since = 1, .until = 18, .dtypes = DTypesOf(ConvTypes{}),
                              .factory = MakeKernel<ConvKernel>}};
+const KernelRegistrar kFusedConv{{.op_type = "FusedConv", .domain = "com.strata", .since = 1, .until = 1,
+                                  .dtypes = {DType::kFloat}, .factory = MakeKernel<ConvKernel>}};
 const KernelRegistrar kConvTranspose{{.op_type = "ConvTranspose", .since = 1, .until = 18,
                                       .dtypes = DTypesOf(ConvTypes{}), .factory = MakeKernel<ConvTransposeKernel>}};
 const KernelRegistrar kConvInteger{{.op_type = "ConvInteger", .since = 10, .until = 18, .dtypes = DTypesOf(QTypes{}),

@@ -1,10 +1,13 @@
-// MatMul, Gemm, MatMulInteger, QLinearMatMul. float32 runs on oneDNN's matmul primitive (16-bit
-// floats are widened to float32 and use it too); other dtypes use a portable reference GEMM.
+// MatMul, Gemm, MatMulInteger, QLinearMatMul, and the fused com.strata FusedMatMul/FusedGemm (bias,
+// residual and activations as oneDNN post-ops; fused_epilogue.h). float32 runs on oneDNN's matmul
+// primitive (16-bit floats are widened to float32 and use it too); other dtypes use a portable
+// reference GEMM.
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
 
+#include "kernels/cpu/fused_epilogue.h"
 #include "kernels/cpu/nn_common.h"
 
 namespace strata::cpu {
@@ -73,11 +76,12 @@ void BatchedMatMulRef(const MatMulGeom& g, const TA* a, const TB* b, Acc* y) {
 // A cached oneDNN float32 matmul for one pair of input shapes.
 struct DnnlMatMul {
   dnnl::matmul prim;
-  memory::desc a_md, b_md, y_md;
+  memory::desc a_md, b_md, y_md, bias_md;
   bool ok = false;
 };
 
-DnnlMatMul MakeDnnlMatMul(const MatMulGeom& g) {
+// `ep` (optional) adds post-ops; `bias` a [N] bias broadcast over the rows.
+DnnlMatMul MakeDnnlMatMul(const MatMulGeom& g, const Epilogue* ep = nullptr, bool bias = false) {
   DnnlMatMul d;
   if (g.M == 0 || g.N == 0 || g.K == 0 || NumElements(g.batch) == 0) return d;
   if (g.batch.size() + 2 > DNNL_MAX_NDIMS) return d;
@@ -89,8 +93,13 @@ DnnlMatMul MakeDnnlMatMul(const MatMulGeom& g) {
     d.a_md = nn::PlainDesc(ad);
     d.b_md = nn::PlainDesc(bd);
     d.y_md = nn::PlainDesc(yd);
-    dnnl::matmul::desc desc(d.a_md, d.b_md, d.y_md);
-    dnnl::matmul::primitive_desc pd(desc, Engine());
+    if (bias) {
+      std::vector<int64_t> bd(yd.size(), 1);
+      bd.back() = g.N;
+      d.bias_md = nn::PlainDesc(bd);
+    }
+    dnnl::matmul::desc desc(d.a_md, d.b_md, d.bias_md, d.y_md);
+    dnnl::matmul::primitive_desc pd(desc, ep ? ep->Attr() : dnnl::primitive_attr(), Engine());
     d.prim = dnnl::matmul(pd);
     d.ok = true;
   } catch (const dnnl::error&) {
@@ -99,33 +108,49 @@ DnnlMatMul MakeDnnlMatMul(const MatMulGeom& g) {
   return d;
 }
 
-// Float32 batched matmul: oneDNN when it accepts the shapes, else the reference loops.
+// Float32 batched matmul: oneDNN when it accepts the shapes, else the reference loops. With an
+// epilogue (FusedMatMul): y = activations(a*b + bias + residual).
 class FloatMatMul {
  public:
+  // Set once, before the first Prepare.
+  void Configure(const Epilogue* ep, bool bias) {
+    ep_ = ep;
+    bias_ = bias;
+  }
   void Prepare(const MatMulGeom& g) {
     if (prepared_ && g.a_shape == geom_a_ && g.b_shape == geom_b_) return;
-    dnnl_ = MakeDnnlMatMul(g);
+    dnnl_ = MakeDnnlMatMul(g, ep_, bias_);
     geom_a_ = g.a_shape;
     geom_b_ = g.b_shape;
     prepared_ = true;
   }
-  void Run(const MatMulGeom& g, const float* a, const float* b, float* y) {
+  void Run(const MatMulGeom& g, const float* a, const float* b, float* y, const float* bias = nullptr,
+           const float* residual = nullptr) {
     Prepare(g);
     const int64_t n = NumElements(g.out);
     if (n == 0) return;
-    if (g.K == 0) { std::fill(y, y + n, 0.f); return; }
-    if (dnnl_.ok) {
+    if (dnnl_.ok && g.K > 0) {
+      // The residual enters as a sum post-op, which accumulates into the destination.
+      if (residual && residual != y) std::copy(residual, residual + n, y);
       memory am(dnnl_.a_md, Engine(), const_cast<float*>(a));
       memory bm(dnnl_.b_md, Engine(), const_cast<float*>(b));
       memory ym(dnnl_.y_md, Engine(), y);
-      dnnl_.prim.execute(Stream(), {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, ym}});
+      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, ym}};
+      if (bias_) args.emplace(DNNL_ARG_BIAS, memory(dnnl_.bias_md, Engine(), const_cast<float*>(bias)));
+      dnnl_.prim.execute(Stream(), args);
       Stream().wait();
       return;
     }
-    BatchedMatMulRef<float>(g, a, b, y);
+    if (g.K == 0) std::fill(y, y + n, 0.f);
+    else BatchedMatMulRef<float>(g, a, b, y);
+    if (bias_)
+      for (int64_t i = 0; i < n; ++i) y[i] += bias[i % g.N];
+    if (ep_) ep_->Apply(y, n, residual);
   }
 
  private:
+  const Epilogue* ep_ = nullptr;
+  bool bias_ = false;
   bool prepared_ = false;
   Shape geom_a_, geom_b_;
   DnnlMatMul dnnl_;
@@ -195,6 +220,56 @@ class MatMulKernel final : public OpKernel {
   FloatMatMul fmm_;
 };
 
+// FusedMatMul (com.strata): float32 MatMul with a [N] bias, a residual and activations fused.
+class FusedMatMulKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, {DType::kFloat}));
+    RETURN_IF_ERROR(ep_.Load(info));
+    bias_ = info.input_present(2);
+    fmm_.Configure(&ep_, bias_);
+    bool ka, kb;
+    Shape a = KnownShape(info, 0, &ka), b = KnownShape(info, 1, &kb);
+    MatMulGeom g;
+    if (ka && kb && BuildMatMulGeom(a, b, g).ok()) fmm_.Prepare(g);
+    return Status::Ok();
+  }
+
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& A = ctx.input_tensor(0);
+    const Tensor& B = ctx.input_tensor(1);
+    if (A.dtype() != DType::kFloat || B.dtype() != DType::kFloat) return InvalidArgument("FusedMatMul: A and B must be float32");
+    MatMulGeom g;
+    RETURN_IF_ERROR(BuildMatMulGeom(A.shape(), B.shape(), g));
+    const float* bias = nullptr;
+    if (bias_) {
+      const Tensor& t = ctx.input_tensor(2);
+      if (t.dtype() != DType::kFloat || t.rank() != 1 || t.dim(0) != g.N)
+        return InvalidArgument("FusedMatMul: bias must be float32 [" + std::to_string(g.N) + "], got " +
+                               ShapeToString(t.shape()));
+      bias = t.data<float>();
+    }
+    const float* residual = nullptr;
+    if (ep_.has_residual()) {
+      const Tensor& r = ctx.input_tensor(3);
+      if (r.dtype() != DType::kFloat || r.shape() != g.out)
+        return InvalidArgument("FusedMatMul: residual must be float32 " + ShapeToString(g.out) + ", got " +
+                               ShapeToString(r.shape()));
+      residual = r.data<float>();
+    }
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kFloat, g.out));
+    std::lock_guard<std::mutex> lock(mu_);
+    fmm_.Run(g, A.data<float>(), B.data<float>(), Y->data<float>(), bias, residual);
+    return Status::Ok();
+  }
+
+ private:
+  std::mutex mu_;
+  Epilogue ep_;
+  bool bias_ = false;
+  FloatMatMul fmm_;
+};
+
 // ---- Gemm ----
 
 using GemmTypes = TypeList<float, double, Float16, BFloat16, int32_t, int64_t, uint32_t, uint64_t>;
@@ -207,12 +282,17 @@ class GemmKernel final : public OpKernel {
     trans_b_ = info.attr_int("transB", 0) != 0;
     alpha_ = info.attr_float("alpha", 1.f);
     beta_ = info.attr_float("beta", 1.f);
+    if (info.node().domain == "com.strata") {  // FusedGemm: float32 only
+      RETURN_IF_ERROR(CheckInputDType(info, 0, {DType::kFloat}));
+      RETURN_IF_ERROR(ep_.Load(info));
+    }
     bool ka, kb;
     const Shape a = KnownShape(info, 0, &ka), b = KnownShape(info, 1, &kb);
     const ir::TypeInfo* t = info.input_type(0);
     if (ka && kb && a.size() == 2 && b.size() == 2 && t && t->elem_type == DType::kFloat) {
       const int64_t M = trans_a_ ? a[1] : a[0], K = trans_a_ ? a[0] : a[1], N = trans_b_ ? b[0] : b[1];
-      if (M > 0 && N > 0 && K > 0) Prepare(M, N, K, info.input_present(2) && beta_ != 0.f);
+      const bool use_c = info.input_present(2) && beta_ != 0.f;
+      if (M > 0 && N > 0 && K > 0) Prepare(M, N, K, use_c || ep_.has_residual(), ep_.has_residual() ? 1.f : beta_);
     }
     return Status::Ok();
   }
@@ -234,13 +314,21 @@ class GemmKernel final : public OpKernel {
         return InvalidArgument("Gemm: C of shape " + ShapeToString(C->shape()) + " does not broadcast to " +
                                ShapeToString({M, N}));
     }
+    const float* residual = nullptr;
+    if (ep_.has_residual()) {
+      const Tensor& r = ctx.input_tensor(3);
+      if (r.dtype() != DType::kFloat || r.shape() != Shape{M, N})
+        return InvalidArgument("FusedGemm: residual must be float32 " + ShapeToString({M, N}) + ", got " +
+                               ShapeToString(r.shape()));
+      residual = r.data<float>();
+    }
     ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, A.dtype(), {M, N}));
     std::lock_guard<std::mutex> lock(mu_);  // the cached primitive is per-kernel state
     return Dispatch(GemmTypes{}, A.dtype(), [&](auto* tag) -> Status {
       using T = std::remove_pointer_t<decltype(tag)>;
       if constexpr (std::is_same_v<T, float>) {
         RunFloat(M, N, K, A.data<float>(), B.data<float>(), C ? C->data<float>() : nullptr, C ? &C->shape() : nullptr,
-                 Y->data<float>());
+                 Y->data<float>(), residual);
       } else if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) {
         std::vector<float> a(static_cast<size_t>(A.numel())), b(static_cast<size_t>(B.numel())),
             y(static_cast<size_t>(Y->numel())), c;
@@ -250,7 +338,7 @@ class GemmKernel final : public OpKernel {
           c.resize(static_cast<size_t>(C->numel()));
           nn::ConvertBuffer(C->data<T>(), c.data(), C->numel());
         }
-        RunFloat(M, N, K, a.data(), b.data(), C ? c.data() : nullptr, C ? &C->shape() : nullptr, y.data());
+        RunFloat(M, N, K, a.data(), b.data(), C ? c.data() : nullptr, C ? &C->shape() : nullptr, y.data(), nullptr);
         nn::ConvertBufferToHalf(y.data(), Y->data<T>(), Y->numel());
       } else {
         RunRef<T>(M, N, K, A.data<T>(), B.data<T>(), C ? C->data<T>() : nullptr, C ? &C->shape() : nullptr,
@@ -270,10 +358,11 @@ class GemmKernel final : public OpKernel {
       for (int64_t j = 0; j < N; ++j) y[i * N + j] = c[i * st[0] + j * st[1]];
   }
 
-  void Prepare(int64_t M, int64_t N, int64_t K, bool use_c) {
-    if (prepared_ && M == m_ && N == n_ && K == k_ && use_c == use_c_) return;
+  // `sum`: the primitive adds sum_scale times what is in Y before it runs (beta*C and/or the residual).
+  void Prepare(int64_t M, int64_t N, int64_t K, bool sum, float sum_scale) {
+    if (prepared_ && M == m_ && N == n_ && K == k_ && sum == sum_ && sum_scale == sum_scale_) return;
     prepared_ = true;
-    m_ = M; n_ = N; k_ = K; use_c_ = use_c;
+    m_ = M; n_ = N; k_ = K; sum_ = sum; sum_scale_ = sum_scale;
     prim_ok_ = false;
     try {
       a_md_ = memory::desc({M, K}, memory::data_type::f32, trans_a_ ? memory::dims{1, M} : memory::dims{K, 1});
@@ -281,11 +370,7 @@ class GemmKernel final : public OpKernel {
       y_md_ = memory::desc({M, N}, memory::data_type::f32, memory::dims{N, 1});
       dnnl::primitive_attr attr;
       if (alpha_ != 1.f) attr.set_output_scales(0, {alpha_});
-      if (use_c) {
-        dnnl::post_ops po;
-        po.append_sum(beta_);
-        attr.set_post_ops(po);
-      }
+      if (sum || !ep_.empty()) attr.set_post_ops(ep_.PostOps(sum, sum_scale));
       dnnl::matmul::desc desc(a_md_, b_md_, y_md_);
       dnnl::matmul::primitive_desc pd(desc, attr, Engine());
       prim_ = dnnl::matmul(pd);
@@ -295,26 +380,36 @@ class GemmKernel final : public OpKernel {
     }
   }
 
+  // y = activations(alpha*a*b + beta*c + residual); without an epilogue, plain Gemm.
   void RunFloat(int64_t M, int64_t N, int64_t K, const float* a, const float* b, const float* c, const Shape* cs,
-                float* y) {
-    if (M * N == 0) return;
+                float* y, const float* residual) {
+    const int64_t n = M * N;
+    if (n == 0) return;
     const bool use_c = c && beta_ != 0.f;
-    if (use_c) FillC(M, N, c, *cs, y);
-    if (K == 0) {
-      if (use_c)
-        for (int64_t i = 0; i < M * N; ++i) y[i] *= beta_;
-      return;
+    if (K > 0) {
+      Prepare(M, N, K, use_c || residual, residual ? 1.f : beta_);
+      if (prim_ok_) {
+        if (use_c) FillC(M, N, c, *cs, y);
+        if (residual && use_c) {
+          for (int64_t i = 0; i < n; ++i) y[i] = beta_ * y[i] + residual[i];
+        } else if (residual) {
+          std::copy(residual, residual + n, y);
+        }
+        memory am(a_md_, Engine(), const_cast<float*>(a));
+        memory bm(b_md_, Engine(), const_cast<float*>(b));
+        memory ym(y_md_, Engine(), y);
+        prim_.execute(Stream(), {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, ym}});
+        Stream().wait();
+        return;
+      }
+      RunRef<float>(M, N, K, a, b, c, cs, y);
+    } else if (use_c) {
+      FillC(M, N, c, *cs, y);
+      for (int64_t i = 0; i < n; ++i) y[i] *= beta_;
+    } else {
+      std::fill(y, y + n, 0.f);
     }
-    Prepare(M, N, K, use_c);
-    if (prim_ok_) {
-      memory am(a_md_, Engine(), const_cast<float*>(a));
-      memory bm(b_md_, Engine(), const_cast<float*>(b));
-      memory ym(y_md_, Engine(), y);
-      prim_.execute(Stream(), {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, ym}});
-      Stream().wait();
-      return;
-    }
-    RunRef<float>(M, N, K, a, b, c, cs, y);
+    ep_.Apply(y, n, residual);
   }
 
   template <typename T>
@@ -356,7 +451,9 @@ class GemmKernel final : public OpKernel {
   std::mutex mu_;
   bool trans_a_ = false, trans_b_ = false;
   float alpha_ = 1.f, beta_ = 1.f;
-  bool prepared_ = false, prim_ok_ = false, use_c_ = false;
+  bool prepared_ = false, prim_ok_ = false, sum_ = false;
+  float sum_scale_ = 1.f;
+  Epilogue ep_;  // FusedGemm only
   int64_t m_ = -1, n_ = -1, k_ = -1;
   dnnl::matmul prim_;
   memory::desc a_md_, b_md_, y_md_;
@@ -489,6 +586,10 @@ const KernelRegistrar kMatMul{{.op_type = "MatMul", .since = 1, .until = 18, .dt
                                .factory = MakeKernel<MatMulKernel>}};
 const KernelRegistrar kGemm{{.op_type = "Gemm", .since = 1, .until = 18, .dtypes = DTypesOf(GemmTypes{}),
                              .factory = MakeKernel<GemmKernel>}};
+const KernelRegistrar kFusedMatMul{{.op_type = "FusedMatMul", .domain = "com.strata", .since = 1, .until = 1,
+                                    .dtypes = {DType::kFloat}, .factory = MakeKernel<FusedMatMulKernel>}};
+const KernelRegistrar kFusedGemm{{.op_type = "FusedGemm", .domain = "com.strata", .since = 1, .until = 1,
+                                  .dtypes = {DType::kFloat}, .factory = MakeKernel<GemmKernel>}};
 const KernelRegistrar kMatMulInteger{{.op_type = "MatMulInteger", .since = 10, .until = 18,
                                       .dtypes = DTypesOf(QTypes{}), .factory = MakeKernel<MatMulIntegerKernel>}};
 const KernelRegistrar kQLinearMatMul{{.op_type = "QLinearMatMul", .since = 10, .until = 18,
