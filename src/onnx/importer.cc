@@ -1,12 +1,17 @@
 #include "onnx/importer.h"
 
+#include <fcntl.h>
 #include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <onnx/defs/schema.h>
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <climits>
+#include <cstring>
 #include <optional>
 #include <set>
 
@@ -232,38 +237,63 @@ Result<std::shared_ptr<onnx::ModelProto>> Parse(const void* data, size_t size, c
   return mp;
 }
 
-// Scans the bytes for initializer payloads and parses the rest; falls back to parsing the bytes
-// whole when the scan declines (then the payloads are protobuf's copies, borrowed from the proto).
-Result<ir::Model> Import(const unsigned char* data, size_t size, std::shared_ptr<const MappedFile> file,
-                         const std::string& path, const std::string& what, const ImportOptions& options) {
-  std::optional<StrippedModel> stripped;
-  if (options.lift_payloads && !options.run_onnx_shape_inference) stripped = StripInitializerPayloads(data, size);
-  if (!stripped) {
-    ASSIGN_OR_RETURN(auto mp, Parse(data, size, what));
-    if (options.stats) *options.stats = LoadStats{false, size, 0, 0, 0, 0};
-    file.reset();  // protobuf copied everything out of the mapping
-    return Convert(std::move(mp), path, options, Source{});
+// Streams a file through protobuf, so it is never resident twice (mapped and parsed) while parsing.
+Result<std::shared_ptr<onnx::ModelProto>> ParseFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return IoError("cannot open model '" + path + "': " + std::strerror(errno));
+  auto mp = std::make_shared<onnx::ModelProto>();
+  bool parsed;
+  {
+    google::protobuf::io::FileInputStream raw(fd);
+    google::protobuf::io::CodedInputStream coded(&raw);
+    coded.SetTotalBytesLimit(INT_MAX);
+    parsed = mp->ParseFromCodedStream(&coded) && coded.ConsumedEntireMessage();
   }
+  ::close(fd);
+  if (!parsed) return InvalidModel("'" + path + "' is not a valid ONNX model (protobuf parse failed: truncated or corrupt)");
+  return mp;
+}
+
+std::optional<StrippedModel> MaybeStrip(const unsigned char* data, size_t size, const ImportOptions& options) {
+  if (!options.lift_payloads || options.run_onnx_shape_inference) return std::nullopt;
+  return StripInitializerPayloads(data, size);
+}
+
+// Parses what the wire scan left and converts it, taking the payloads from `data`.
+Result<ir::Model> ImportStripped(StrippedModel stripped, const unsigned char* data, std::shared_ptr<const MappedFile> file,
+                                 const std::string& path, const std::string& what, const ImportOptions& options) {
   std::shared_ptr<onnx::ModelProto> mp;
   {
-    std::string skeleton = std::move(stripped->skeleton);
+    std::string skeleton = std::move(stripped.skeleton);
     if (options.stats) *options.stats = LoadStats{true, skeleton.size(), 0, 0, 0, 0};
     ASSIGN_OR_RETURN(mp, Parse(skeleton.data(), skeleton.size(), what));
   }
-  return Convert(std::move(mp), path, options, Source{&*stripped, data, std::move(file)});
+  return Convert(std::move(mp), path, options, Source{&stripped, data, std::move(file)});
 }
 
 }  // namespace
 
 Result<ir::Model> LoadModel(const std::string& path, const ImportOptions& options) {
   ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::Open(path));
-  const unsigned char* data = file->data();
-  const size_t size = file->size();
-  return Import(data, size, std::move(file), path, "'" + path + "'", options);
+  if (auto stripped = MaybeStrip(file->data(), file->size(), options)) {
+    const unsigned char* data = file->data();
+    return ImportStripped(std::move(*stripped), data, std::move(file), path, "'" + path + "'", options);
+  }
+  // The scan declined (or was turned off): protobuf parses the file whole, as it always did.
+  const uint64_t size = file->size();
+  file.reset();
+  ASSIGN_OR_RETURN(auto mp, ParseFile(path));
+  if (options.stats) *options.stats = LoadStats{false, size, 0, 0, 0, 0};
+  return Convert(std::move(mp), path, options, Source{});
 }
 
 Result<ir::Model> LoadModelFromBytes(const void* data, size_t size, const ImportOptions& options) {
-  return Import(static_cast<const unsigned char*>(data), size, nullptr, "<memory>", "buffer", options);
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  if (auto stripped = MaybeStrip(bytes, size, options))
+    return ImportStripped(std::move(*stripped), bytes, nullptr, "<memory>", "buffer", options);
+  ASSIGN_OR_RETURN(auto mp, Parse(data, size, "buffer"));
+  if (options.stats) *options.stats = LoadStats{false, size, 0, 0, 0, 0};
+  return Convert(std::move(mp), "<memory>", options, Source{});
 }
 
 }  // namespace strata::onnx_io

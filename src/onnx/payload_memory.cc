@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -38,6 +39,22 @@ void DropWholePages(const void* data, size_t size) {
   const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
   const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + size) / page * page;
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+void CopyDroppingSource(void* dst, const unsigned char* src, size_t size) {
+  constexpr size_t kChunk = size_t{4} << 20;
+  const size_t page = PageSize();
+  auto* out = static_cast<unsigned char*>(dst);
+  size_t done = 0;
+  while (done < size) {
+    // End chunks on page boundaries of the source, so every page is dropped once it is fully read.
+    const uintptr_t at = reinterpret_cast<uintptr_t>(src + done);
+    size_t n = (at + kChunk) / page * page - at;
+    n = std::min(n, size - done);
+    std::memcpy(out + done, src + done, n);
+    DropWholePages(src + done, n);
+    done += n;
+  }
 }
 
 size_t ArenaPieceSize(size_t bytes) { return (bytes + kPieceAlignment - 1) / kPieceAlignment * kPieceAlignment; }

@@ -30,6 +30,10 @@ class CopyArena {
 // Returns the pages lying wholly inside [data, data + size) to the kernel (MADV_DONTNEED).
 void DropWholePages(const void* data, size_t size);
 
+// memcpy from a private read-only file mapping that drops the source's whole pages as it goes, so
+// a large payload is never resident twice (in the mapping and in its copy) at once.
+void CopyDroppingSource(void* dst, const unsigned char* src, size_t size);
+
 // Rounds up to the arena's piece alignment, so callers can size an arena for a list of payloads.
 size_t ArenaPieceSize(size_t bytes);
 

@@ -155,14 +155,14 @@ Result<Tensor> TensorFromProto(const onnx::TensorProto& p, const std::shared_ptr
       }
       unsigned char* dst = payload->arena && n > 0 ? payload->arena->Take(raw_size) : nullptr;
       if (dst) {
-        std::memcpy(dst, raw, raw_size);
-        if (payload->file) DropWholePages(raw, raw_size);  // resident once, in the arena
+        if (payload->file) CopyDroppingSource(dst, payload->data, raw_size);  // resident once: in the arena
+        else std::memcpy(dst, raw, raw_size);
         return Tensor::Borrow(dt, std::move(shape), dst, PageRangeOwner(payload->arena, dst, raw_size));
       }
     }
     ASSIGN_OR_RETURN(Tensor t, Tensor::CreateUninitialized(dt, shape));
-    if (n > 0) std::memcpy(t.raw(), raw, raw_size);
-    if (payload && payload->file) DropWholePages(raw, raw_size);
+    if (payload && payload->file) CopyDroppingSource(t.raw(), payload->data, raw_size);
+    else if (n > 0) std::memcpy(t.raw(), raw, raw_size);
     return t;
   }
 
