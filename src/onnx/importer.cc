@@ -274,7 +274,13 @@ Result<ir::Model> ImportStripped(StrippedModel stripped, const unsigned char* da
 }  // namespace
 
 Result<ir::Model> LoadModel(const std::string& path, const ImportOptions& options) {
-  ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::Open(path));
+  auto mapped = MappedFile::Open(path);
+  if (!mapped.ok()) {  // a pipe, say: stream it (and report a missing file as before)
+    ASSIGN_OR_RETURN(auto mp, ParseFile(path));
+    if (options.stats) *options.stats = LoadStats{};
+    return Convert(std::move(mp), path, options, Source{});
+  }
+  std::shared_ptr<MappedFile> file = std::move(mapped).value();
   if (auto stripped = MaybeStrip(file->data(), file->size(), options)) {
     const unsigned char* data = file->data();
     return ImportStripped(std::move(*stripped), data, std::move(file), path, "'" + path + "'", options);
