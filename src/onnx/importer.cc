@@ -25,17 +25,25 @@ namespace {
 
 constexpr int64_t kMaxIrVersion = 10;
 constexpr int64_t kMaxOnnxOpset = 18;
+constexpr size_t kBorrowFromProtoBytes = 1 << 16;
 
 std::string NormalizeDomain(const std::string& d) { return d.empty() || d == "ai.onnx" ? std::string(ir::kOnnxDomain) : d; }
 
 struct Converter {
-  std::shared_ptr<const void> owner;  // keeps the proto alive for tensors borrowing from it; may be null
+  std::shared_ptr<const void> owner;  // the parsed proto, for tensors that borrow from it
+  bool borrow_small = true;           // false: copy payloads under kBorrowFromProtoBytes
   std::string base_dir;
   // Payloads the wire scan lifted out of the top-level graph's initializers (by index), and where.
   const StrippedModel* lifted = nullptr;
   const unsigned char* lifted_base = nullptr;
   std::shared_ptr<const MappedFile> file;  // null: lifted payloads are copied
   PayloadStats stats;
+
+  // Small tensors left in the proto (Constant values, subgraph initializers) are copied so the proto
+  // can be freed once the IR is built; large ones borrow from it rather than be resident twice.
+  std::shared_ptr<const void> OwnerFor(const onnx::TensorProto& t) const {
+    return borrow_small || t.raw_data().size() >= kBorrowFromProtoBytes ? owner : nullptr;
+  }
 
   Result<ir::Attribute> ConvertAttribute(const onnx::AttributeProto& a) {
     ir::Attribute out;
@@ -60,7 +68,7 @@ struct Converter {
       case T::STRING: out.type = ir::Attribute::Type::kString; out.s = a.s(); break;
       case T::TENSOR: {
         out.type = ir::Attribute::Type::kTensor;
-        ASSIGN_OR_RETURN(out.t, TensorFromProto(a.t(), owner, base_dir));
+        ASSIGN_OR_RETURN(out.t, TensorFromProto(a.t(), OwnerFor(a.t()), base_dir));
         break;
       }
       case T::GRAPH: {
@@ -74,7 +82,7 @@ struct Converter {
       case T::TENSORS:
         out.type = ir::Attribute::Type::kTensors;
         for (const auto& t : a.tensors()) {
-          ASSIGN_OR_RETURN(Tensor conv, TensorFromProto(t, owner, base_dir));
+          ASSIGN_OR_RETURN(Tensor conv, TensorFromProto(t, OwnerFor(t), base_dir));
           out.tensors.push_back(std::move(conv));
         }
         break;
@@ -126,7 +134,7 @@ struct Converter {
         payload = LiftedPayload{lifted_base + span.offset, static_cast<size_t>(span.size), file, arena};
         pp = &payload;
       }
-      ASSIGN_OR_RETURN(Tensor conv, TensorFromProto(t, owner, base_dir, pp, &stats));
+      ASSIGN_OR_RETURN(Tensor conv, TensorFromProto(t, OwnerFor(t), base_dir, pp, &stats));
       g->initializers[t.name()] = std::move(conv);
     }
     if (gp.sparse_initializer_size() > 0)
@@ -207,13 +215,15 @@ Result<ir::Model> Convert(std::shared_ptr<onnx::ModelProto> mp, const std::strin
   Converter conv;
   // With the weights lifted out, what is left in the proto is small: copy it, so the proto can be
   // freed as soon as the IR is built instead of living as long as the model.
-  if (!src.lifted) conv.owner = mp;
+  conv.owner = mp;
+  conv.borrow_small = !src.lifted;
   conv.lifted = src.lifted;
   conv.lifted_base = src.base;
   conv.file = src.file;
   const auto slash = path.find_last_of('/');
   conv.base_dir = slash == std::string::npos ? "." : path.substr(0, slash);
   ASSIGN_OR_RETURN(m.graph, conv.ConvertGraph(mp->graph(), /*top_level=*/true));
+  // With the weights lifted, the proto lives on only while a large tensor borrows from it.
   if (!src.lifted) m.backing.push_back(std::move(mp));
   if (options.stats) {
     options.stats->borrowed = conv.stats.borrowed;

@@ -201,6 +201,16 @@ ModelBuilder MixedModel() {
   a->mutable_t()->add_dims(2000);
   a->mutable_t()->set_raw_data(cv.data(), cv.size() * 4);
   b.Output("c", onnx::TensorProto::FLOAT, {2000});
+  // A large Constant stays in the proto and is borrowed from it, keeping the proto alive.
+  auto& big = b.Node("Constant", {}, {"big"});
+  auto* ba = big.add_attribute();
+  ba->set_name("value");
+  ba->set_type(onnx::AttributeProto::TENSOR);
+  const auto bv = Ramp(30000, 0.75f);
+  ba->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
+  ba->mutable_t()->add_dims(30000);
+  ba->mutable_t()->set_raw_data(bv.data(), bv.size() * 4);
+  b.Output("big", onnx::TensorProto::FLOAT, {30000});
   b.Input("cond", onnx::TensorProto::BOOL, {});
   auto& iff = b.Node("If", {"cond"}, {"y"});
   for (const char* branch : {"then_branch", "else_branch"}) {
@@ -277,6 +287,10 @@ TEST(Loader, LiftedPayloadsMatchTheWholeFileParse) {
   // Views outlive the model: the mapping and the copy arena stay alive while a tensor uses them.
   std::vector<std::pair<Tensor, Tensor>> kept;
   for (const auto& [name, t] : reference->graph->initializers) kept.emplace_back(t, lifted->graph->initializers.at(name));
+  for (size_t i = 0; i < reference->graph->nodes.size(); ++i)
+    for (size_t j = 0; j < reference->graph->nodes[i].attributes.size(); ++j)
+      if (reference->graph->nodes[i].attributes[j].type == ir::Attribute::Type::kTensor)
+        kept.emplace_back(reference->graph->nodes[i].attributes[j].t, lifted->graph->nodes[i].attributes[j].t);
   lifted = ir::Model{};
   for (const auto& [want, got] : kept) ExpectSameTensor(want, got, "after the model was released");
 }
