@@ -18,10 +18,6 @@ class MappedFile {
 
   const unsigned char* data() const { return data_; }
   size_t size() const { return size_; }
-  bool Contains(const void* p) const {
-    auto* c = static_cast<const unsigned char*>(p);
-    return data_ && c >= data_ && c < data_ + size_;
-  }
 
  private:
   MappedFile() = default;
