@@ -9,23 +9,41 @@
 #include <onnx/shape_inference/implementation.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
 #include <cstring>
+#include <optional>
 #include <set>
 
+#include "core/mapped_file.h"
+#include "onnx/payload_memory.h"
 #include "onnx/tensor_proto.h"
+#include "onnx/wire_scan.h"
 
 namespace strata::onnx_io {
 namespace {
 
 constexpr int64_t kMaxIrVersion = 10;
 constexpr int64_t kMaxOnnxOpset = 18;
+constexpr size_t kBorrowFromProtoBytes = 1 << 16;
 
 std::string NormalizeDomain(const std::string& d) { return d.empty() || d == "ai.onnx" ? std::string(ir::kOnnxDomain) : d; }
 
 struct Converter {
-  std::shared_ptr<const void> owner;
+  std::shared_ptr<const void> owner;  // the parsed proto, for tensors that borrow from it
+  bool borrow_small = true;           // false: copy payloads under kBorrowFromProtoBytes
   std::string base_dir;
+  // Payloads the wire scan lifted out of the top-level graph's initializers (by index), and where.
+  const StrippedModel* lifted = nullptr;
+  const unsigned char* lifted_base = nullptr;
+  std::shared_ptr<const MappedFile> file;  // null: lifted payloads are copied
+  PayloadStats stats;
+
+  // Small tensors left in the proto (Constant values, subgraph initializers) are copied so the proto
+  // can be freed once the IR is built; large ones borrow from it rather than be resident twice.
+  std::shared_ptr<const void> OwnerFor(const onnx::TensorProto& t) const {
+    return borrow_small || t.raw_data().size() >= kBorrowFromProtoBytes ? owner : nullptr;
+  }
 
   Result<ir::Attribute> ConvertAttribute(const onnx::AttributeProto& a) {
     ir::Attribute out;
@@ -50,7 +68,7 @@ struct Converter {
       case T::STRING: out.type = ir::Attribute::Type::kString; out.s = a.s(); break;
       case T::TENSOR: {
         out.type = ir::Attribute::Type::kTensor;
-        ASSIGN_OR_RETURN(out.t, TensorFromProto(a.t(), owner, base_dir));
+        ASSIGN_OR_RETURN(out.t, TensorFromProto(a.t(), OwnerFor(a.t()), base_dir));
         break;
       }
       case T::GRAPH: {
@@ -64,7 +82,7 @@ struct Converter {
       case T::TENSORS:
         out.type = ir::Attribute::Type::kTensors;
         for (const auto& t : a.tensors()) {
-          ASSIGN_OR_RETURN(Tensor conv, TensorFromProto(t, owner, base_dir));
+          ASSIGN_OR_RETURN(Tensor conv, TensorFromProto(t, OwnerFor(t), base_dir));
           out.tensors.push_back(std::move(conv));
         }
         break;
@@ -88,12 +106,35 @@ struct Converter {
     return out;
   }
 
-  Result<std::shared_ptr<ir::Graph>> ConvertGraph(const onnx::GraphProto& gp) {
+  Result<std::shared_ptr<ir::Graph>> ConvertGraph(const onnx::GraphProto& gp, bool top_level = false) {
     auto g = std::make_shared<ir::Graph>();
     g->name = gp.name();
-    for (const auto& t : gp.initializer()) {
+    const bool use_lifted = top_level && lifted;
+    if (use_lifted && lifted->initializer_payloads.size() != static_cast<size_t>(gp.initializer_size()))
+      return Internal("wire scan found " + std::to_string(lifted->initializer_payloads.size()) +
+                      " initializers but protobuf parsed " + std::to_string(gp.initializer_size()));
+    std::shared_ptr<CopyArena> arena;
+    if (use_lifted) {
+      // Misaligned payloads are copied; put them all in one arena.
+      size_t copy_bytes = 0;
+      for (int i = 0; i < gp.initializer_size(); ++i)
+        if (const auto& span = lifted->initializer_payloads[static_cast<size_t>(i)];
+            span && PayloadNeedsCopy(gp.initializer(i), lifted_base + span->offset))
+          copy_bytes += ArenaPieceSize(static_cast<size_t>(span->size));
+      if (!file) copy_bytes = 0;  // from a caller's buffer every payload is copied: one tensor each
+      ASSIGN_OR_RETURN(arena, CopyArena::Create(copy_bytes));
+    }
+    for (int i = 0; i < gp.initializer_size(); ++i) {
+      const onnx::TensorProto& t = gp.initializer(i);
       if (t.name().empty()) return InvalidModel("graph '" + gp.name() + "' has an initializer without a name");
-      ASSIGN_OR_RETURN(Tensor conv, TensorFromProto(t, owner, base_dir));
+      LiftedPayload payload;
+      const LiftedPayload* pp = nullptr;
+      if (use_lifted && lifted->initializer_payloads[static_cast<size_t>(i)]) {
+        const PayloadSpan& span = *lifted->initializer_payloads[static_cast<size_t>(i)];
+        payload = LiftedPayload{lifted_base + span.offset, static_cast<size_t>(span.size), file, arena};
+        pp = &payload;
+      }
+      ASSIGN_OR_RETURN(Tensor conv, TensorFromProto(t, OwnerFor(t), base_dir, pp, &stats));
       g->initializers[t.name()] = std::move(conv);
     }
     if (gp.sparse_initializer_size() > 0)
@@ -137,7 +178,15 @@ void RunOnnxShapeInference(onnx::ModelProto& mp) {
   }
 }
 
-Result<ir::Model> Convert(std::shared_ptr<onnx::ModelProto> mp, const std::string& path, const ImportOptions& options) {
+// Where the parsed proto's weights are: inside it (`lifted` null) or lifted out of `base`.
+struct Source {
+  const StrippedModel* lifted = nullptr;
+  const unsigned char* base = nullptr;
+  std::shared_ptr<const MappedFile> file;
+};
+
+Result<ir::Model> Convert(std::shared_ptr<onnx::ModelProto> mp, const std::string& path, const ImportOptions& options,
+                          const Source& src) {
   if (!mp->has_graph()) return InvalidModel("'" + path + "' has no graph: not an ONNX model");
   if (mp->ir_version() > kMaxIrVersion)
     return Unsupported("'" + path + "' uses ONNX IR version " + std::to_string(mp->ir_version()) +
@@ -164,23 +213,47 @@ Result<ir::Model> Convert(std::shared_ptr<onnx::ModelProto> mp, const std::strin
   if (options.run_onnx_shape_inference) RunOnnxShapeInference(*mp);
 
   Converter conv;
+  // With the weights lifted out, what is left in the proto is small: copy it, so the proto can be
+  // freed as soon as the IR is built instead of living as long as the model.
   conv.owner = mp;
+  conv.borrow_small = !src.lifted;
+  conv.lifted = src.lifted;
+  conv.lifted_base = src.base;
+  conv.file = src.file;
   const auto slash = path.find_last_of('/');
   conv.base_dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  ASSIGN_OR_RETURN(m.graph, conv.ConvertGraph(mp->graph()));
-  m.backing.push_back(std::move(mp));
+  ASSIGN_OR_RETURN(m.graph, conv.ConvertGraph(mp->graph(), /*top_level=*/true));
+  // With the weights lifted, the proto lives on only while a large tensor borrows from it.
+  if (!src.lifted) m.backing.push_back(std::move(mp));
+  if (options.stats) {
+    options.stats->borrowed = conv.stats.borrowed;
+    options.stats->copied = conv.stats.copied;
+    options.stats->borrowed_bytes = conv.stats.borrowed_bytes;
+    options.stats->copied_bytes = conv.stats.copied_bytes;
+  }
   return m;
 }
 
-}  // namespace
+Result<std::shared_ptr<onnx::ModelProto>> Parse(const void* data, size_t size, const std::string& what) {
+  if (size > static_cast<size_t>(INT_MAX))
+    return Unsupported(what + " needs " + std::to_string(size) +
+                       " bytes parsed by protobuf, which is limited to 2 GiB (store the weights as external data)");
+  auto mp = std::make_shared<onnx::ModelProto>();
+  google::protobuf::io::ArrayInputStream raw(data, static_cast<int>(size));
+  google::protobuf::io::CodedInputStream coded(&raw);
+  coded.SetTotalBytesLimit(INT_MAX);
+  if (!mp->ParseFromCodedStream(&coded) || !coded.ConsumedEntireMessage())
+    return InvalidModel(what + " is not a valid ONNX model (protobuf parse failed: truncated or corrupt)");
+  return mp;
+}
 
-Result<ir::Model> LoadModel(const std::string& path, const ImportOptions& options) {
+// Streams a file through protobuf, so it is never resident twice (mapped and parsed) while parsing.
+Result<std::shared_ptr<onnx::ModelProto>> ParseFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return IoError("cannot open model '" + path + "': " + std::strerror(errno));
   auto mp = std::make_shared<onnx::ModelProto>();
   bool parsed;
   {
-    // Streamed from the descriptor, so the file is never resident twice while parsing.
     google::protobuf::io::FileInputStream raw(fd);
     google::protobuf::io::CodedInputStream coded(&raw);
     coded.SetTotalBytesLimit(INT_MAX);
@@ -188,18 +261,55 @@ Result<ir::Model> LoadModel(const std::string& path, const ImportOptions& option
   }
   ::close(fd);
   if (!parsed) return InvalidModel("'" + path + "' is not a valid ONNX model (protobuf parse failed: truncated or corrupt)");
-  return Convert(std::move(mp), path, options);
+  return mp;
+}
+
+std::optional<StrippedModel> MaybeStrip(const unsigned char* data, size_t size, const ImportOptions& options) {
+  if (!options.lift_payloads || options.run_onnx_shape_inference) return std::nullopt;
+  return StripInitializerPayloads(data, size);
+}
+
+// Parses what the wire scan left and converts it, taking the payloads from `data`.
+Result<ir::Model> ImportStripped(StrippedModel stripped, const unsigned char* data, std::shared_ptr<const MappedFile> file,
+                                 const std::string& path, const std::string& what, const ImportOptions& options) {
+  std::shared_ptr<onnx::ModelProto> mp;
+  {
+    std::string skeleton = std::move(stripped.skeleton);
+    if (options.stats) *options.stats = LoadStats{true, skeleton.size(), 0, 0, 0, 0};
+    ASSIGN_OR_RETURN(mp, Parse(skeleton.data(), skeleton.size(), what));
+  }
+  return Convert(std::move(mp), path, options, Source{&stripped, data, std::move(file)});
+}
+
+}  // namespace
+
+Result<ir::Model> LoadModel(const std::string& path, const ImportOptions& options) {
+  auto mapped = MappedFile::Open(path);
+  if (!mapped.ok()) {  // a pipe, say: stream it (and report a missing file as before)
+    ASSIGN_OR_RETURN(auto mp, ParseFile(path));
+    if (options.stats) *options.stats = LoadStats{};
+    return Convert(std::move(mp), path, options, Source{});
+  }
+  std::shared_ptr<MappedFile> file = std::move(mapped).value();
+  if (auto stripped = MaybeStrip(file->data(), file->size(), options)) {
+    const unsigned char* data = file->data();
+    return ImportStripped(std::move(*stripped), data, std::move(file), path, "'" + path + "'", options);
+  }
+  // The scan declined (or was turned off): protobuf parses the file whole, as it always did.
+  const uint64_t size = file->size();
+  file.reset();
+  ASSIGN_OR_RETURN(auto mp, ParseFile(path));
+  if (options.stats) *options.stats = LoadStats{false, size, 0, 0, 0, 0};
+  return Convert(std::move(mp), path, options, Source{});
 }
 
 Result<ir::Model> LoadModelFromBytes(const void* data, size_t size, const ImportOptions& options) {
-  if (size > static_cast<size_t>(INT_MAX)) return Unsupported("in-memory models larger than 2 GiB");
-  auto mp = std::make_shared<onnx::ModelProto>();
-  google::protobuf::io::ArrayInputStream raw(data, static_cast<int>(size));
-  google::protobuf::io::CodedInputStream coded(&raw);
-  coded.SetTotalBytesLimit(INT_MAX);
-  if (!mp->ParseFromCodedStream(&coded) || !coded.ConsumedEntireMessage())
-    return InvalidModel("buffer is not a valid ONNX model (protobuf parse failed: truncated or corrupt)");
-  return Convert(std::move(mp), "<memory>", options);
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  if (auto stripped = MaybeStrip(bytes, size, options))
+    return ImportStripped(std::move(*stripped), bytes, nullptr, "<memory>", "buffer", options);
+  ASSIGN_OR_RETURN(auto mp, Parse(data, size, "buffer"));
+  if (options.stats) *options.stats = LoadStats{false, size, 0, 0, 0, 0};
+  return Convert(std::move(mp), "<memory>", options, Source{});
 }
 
 }  // namespace strata::onnx_io

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/mapped_file.h"
+#include "onnx/payload_memory.h"
 
 namespace strata::onnx_io {
 namespace {
@@ -100,8 +101,15 @@ ir::TypeInfo TypeFromProto(const onnx::TypeProto& tp) {
   return t;
 }
 
+bool PayloadNeedsCopy(const onnx::TensorProto& p, const void* data) {
+  const int dt = p.data_type();
+  if (dt <= 0 || dt > 16 || dt == onnx::TensorProto::STRING || p.data_location() == onnx::TensorProto::EXTERNAL)
+    return false;
+  return reinterpret_cast<uintptr_t>(data) % DTypeSize(static_cast<DType>(dt)) != 0;
+}
+
 Result<Tensor> TensorFromProto(const onnx::TensorProto& p, const std::shared_ptr<const void>& owner,
-                               const std::string& base_dir) {
+                               const std::string& base_dir, const LiftedPayload* payload, PayloadStats* stats) {
   const int dt_raw = p.data_type();
   if (dt_raw <= 0 || dt_raw > 16)
     return Unsupported("tensor '" + p.name() + "': element type " + std::to_string(dt_raw) + " is not supported");
@@ -112,11 +120,9 @@ Result<Tensor> TensorFromProto(const onnx::TensorProto& p, const std::shared_ptr
     if (d < 0) return InvalidModel("tensor '" + p.name() + "' has a negative dimension " + ShapeToString(shape));
   if (p.data_location() == onnx::TensorProto::EXTERNAL) return FromExternal(p, dt, std::move(shape), base_dir);
 
-  ASSIGN_OR_RETURN(const int64_t n, [&]() -> Result<int64_t> {
-    auto t = Tensor::Create(DType::kUInt8, shape);  // validates the shape without caring for dtype
-    if (!t.ok()) return t.status();
-    return t->numel();
-  }());
+  // Validates the shape (overflow, size limits) without caring for dtype or allocating.
+  ASSIGN_OR_RETURN(const size_t n_bytes, Tensor::CheckedByteSize(DType::kUInt8, shape));
+  const auto n = static_cast<int64_t>(n_bytes);
 
   if (dt == DType::kString) {
     RETURN_IF_ERROR(CheckCount(p, p.string_data_size(), n, "string_data"));
@@ -126,16 +132,37 @@ Result<Tensor> TensorFromProto(const onnx::TensorProto& p, const std::shared_ptr
   }
 
   const size_t elem = DTypeSize(dt);
-  if (p.has_raw_data()) {
-    const std::string& raw = p.raw_data();
-    if (raw.size() != static_cast<size_t>(n) * elem)
-      return InvalidModel("tensor '" + p.name() + "': raw_data has " + std::to_string(raw.size()) +
+  if (payload || p.has_raw_data()) {
+    const void* raw = payload ? static_cast<const void*>(payload->data) : p.raw_data().data();
+    const size_t raw_size = payload ? payload->size : p.raw_data().size();
+    if (raw_size != static_cast<size_t>(n) * elem)
+      return InvalidModel("tensor '" + p.name() + "': raw_data has " + std::to_string(raw_size) +
                           " bytes but dims " + ShapeToString(shape) + " of " + std::string(DTypeName(dt)) + " need " +
                           std::to_string(static_cast<size_t>(n) * elem));
-    if (owner && reinterpret_cast<uintptr_t>(raw.data()) % elem == 0 && n > 0)
-      return Tensor::Borrow(dt, std::move(shape), raw.data(), owner);
-    ASSIGN_OR_RETURN(Tensor t, Tensor::Create(dt, shape));
-    if (n > 0) std::memcpy(t.raw(), raw.data(), raw.size());
+    const bool aligned = reinterpret_cast<uintptr_t>(raw) % elem == 0;
+    if (payload && payload->file && aligned && n > 0) {
+      if (stats) {
+        ++stats->borrowed;
+        stats->borrowed_bytes += raw_size;
+      }
+      return Tensor::Borrow(dt, std::move(shape), raw, PageRangeOwner(payload->file, raw, raw_size));
+    }
+    if (!payload && owner && aligned && n > 0) return Tensor::Borrow(dt, std::move(shape), raw, owner);
+    if (payload) {
+      if (stats) {
+        ++stats->copied;
+        stats->copied_bytes += raw_size;
+      }
+      unsigned char* dst = payload->arena && n > 0 ? payload->arena->Take(raw_size) : nullptr;
+      if (dst) {
+        if (payload->file) CopyDroppingSource(dst, payload->data, raw_size);  // resident once: in the arena
+        else std::memcpy(dst, raw, raw_size);
+        return Tensor::Borrow(dt, std::move(shape), dst, PageRangeOwner(payload->arena, dst, raw_size));
+      }
+    }
+    ASSIGN_OR_RETURN(Tensor t, Tensor::CreateUninitialized(dt, shape));
+    if (payload && payload->file) CopyDroppingSource(t.raw(), payload->data, raw_size);
+    else if (n > 0) std::memcpy(t.raw(), raw, raw_size);
     return t;
   }
 
