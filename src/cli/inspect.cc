@@ -111,6 +111,8 @@ int PrintOptimized(ir::Model& model, int level) {
       if (it != types.end()) std::cout << " : " << it->second->type.ToString();
     }
     if (const ir::Attribute* a = n.attr("activations"); a && !a->strings.empty()) std::cout << "  [" << Join(a->strings) << "]";
+    for (const char* layout : {"x_layout", "residual_layout", "y_layout"})
+      if (const ir::Attribute* a = n.attr(layout); a && a->s == "NHWC") std::cout << "  " << layout << "=NHWC";
     std::cout << "\n";
   }
   std::map<std::string, std::pair<int, int>> table;

@@ -17,7 +17,6 @@
 namespace strata::passes {
 namespace {
 
-constexpr std::string_view kStrataDomain = "com.strata";
 
 struct Activation {
   std::string name;
@@ -163,18 +162,7 @@ class EpilogueFusion final : public GraphPass {
   }
 
   // A fused copy of `p` (a plain op becomes its com.strata form with an empty epilogue).
-  static ir::Node Start(const ir::Node& p) {
-    ir::Node f = p;
-    if (p.domain == ir::kOnnxDomain) {
-      f.domain = std::string(kStrataDomain);
-      f.op_type = "Fused" + p.op_type;
-      f.opset = 0;
-      f.attributes.push_back(MakeAttr("activations", std::vector<std::string>{}));
-      f.attributes.push_back(MakeAttr("activation_alpha", std::vector<float>{}));
-      f.attributes.push_back(MakeAttr("activation_beta", std::vector<float>{}));
-    }
-    return f;
-  }
+  static ir::Node Start(const ir::Node& p) { return FusedForm(p); }
 
   static void AppendActivation(ir::Node& f, const Activation& act) {
     for (auto& a : f.attributes) {

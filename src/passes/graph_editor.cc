@@ -337,4 +337,17 @@ ir::Attribute MakeAttr(const std::string& name, std::vector<float> v) {
   return a;
 }
 
+ir::Node FusedForm(const ir::Node& p) {
+  ir::Node f = p;
+  if (p.domain == ir::kOnnxDomain) {
+    f.domain = std::string(kStrataDomain);
+    f.op_type = "Fused" + p.op_type;
+    f.opset = 0;
+    f.attributes.push_back(MakeAttr("activations", std::vector<std::string>{}));
+    f.attributes.push_back(MakeAttr("activation_alpha", std::vector<float>{}));
+    f.attributes.push_back(MakeAttr("activation_beta", std::vector<float>{}));
+  }
+  return f;
+}
+
 }  // namespace strata::passes

@@ -114,6 +114,11 @@ bool IsNondeterministic(const ir::Node& n);
 float AttrFloat(const ir::Node& n, std::string_view name, float dflt);
 int64_t AttrInt(const ir::Node& n, std::string_view name, int64_t dflt);
 
+// Domain of Strata's own fused ops (FusedConv, FusedGemm, FusedMatMul).
+constexpr std::string_view kStrataDomain = "com.strata";
+// `p` (Conv, Gemm or MatMul) as its com.strata fused form with an empty epilogue; fused ops unchanged.
+ir::Node FusedForm(const ir::Node& p);
+
 ir::Attribute MakeAttr(const std::string& name, int64_t v);
 ir::Attribute MakeAttr(const std::string& name, float v);
 ir::Attribute MakeAttr(const std::string& name, const std::string& v);

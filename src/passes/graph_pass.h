@@ -56,7 +56,7 @@ struct PassRegistrar {
 // found in one iteration can become a MatMul epilogue in the next.
 namespace order {
 constexpr int kDeadCode = 10, kNoOp = 20, kConstantFolding = 30, kCse = 40, kConvBn = 50, kLayerNorm = 60,
-              kGelu = 70, kEpilogue = 80;
+              kGelu = 70, kEpilogue = 80, kConvLayout = 90;
 }
 
 struct OptimizeReport {

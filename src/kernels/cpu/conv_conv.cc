@@ -166,6 +166,7 @@ struct DnnlConv {
   bool ok = false;
   dnnl::primitive prim;
   memory::desc user_src, user_wei, user_dst, bias_md;
+  memory::desc user_res;  // layout of the residual (FusedConv), which may differ from the output's
   memory::desc src_md, wei_md, dst_md;  // what the primitive wants
   dnnl::memory src_mem, dst_mem;        // scratch in the primitive's layouts (when they differ)
   dnnl::memory wei_mem;                 // reordered weights (when they differ)
@@ -185,11 +186,12 @@ struct DnnlConv {
     }
     if (dst_md != user_dst) dst = dst_mem;
     if (residual) {
-      memory ur(user_dst, eng, const_cast<float*>(residual));
-      if (dst_md != user_dst) {
-        dnnl::reorder(ur, dst_mem).execute(s, ur, dst_mem);
-      } else if (residual != y) {
-        std::copy(residual, residual + user_dst.get_size() / sizeof(float), y);
+      memory ur(user_res, eng, const_cast<float*>(residual));
+      if (dst_md != user_res) {
+        dnnl::reorder(ur, dst).execute(s, ur, dst);
+      } else if (residual != y || dst_md != user_dst) {
+        float* d = static_cast<float*>(dst.get_data_handle());
+        std::copy(residual, residual + user_res.get_size() / sizeof(float), d);
       }
     }
     if (wei_md != user_wei) {
@@ -236,13 +238,38 @@ std::vector<int64_t> Concat(std::initializer_list<int64_t> head, const std::vect
   return v;
 }
 
-std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias, const Epilogue* ep) {
+// Physical layouts of a FusedConv's activations (the logical shapes are always NCHW).
+struct ConvLayouts {
+  bool x_nhwc = false, y_nhwc = false, residual_nhwc = false;
+  bool any() const { return x_nhwc || y_nhwc || residual_nhwc; }
+};
+
+// Channels-last view of logical NC<spatial> dims.
+memory::desc ChannelsLastDesc(const std::vector<int64_t>& dims) {
+  std::vector<int64_t> strides(dims.size());
+  int64_t s = dims.size() > 1 ? dims[1] : 1;
+  for (size_t i = dims.size(); i-- > 2;) {
+    strides[i] = s;
+    s *= dims[i];
+  }
+  strides[1] = 1;
+  strides[0] = s;
+  return memory::desc(ToDims(dims), memory::data_type::f32, ToDims(strides));
+}
+
+memory::desc ActivationDesc(const std::vector<int64_t>& dims, bool nhwc) {
+  return nhwc ? ChannelsLastDesc(dims) : nn::PlainDesc(dims);
+}
+
+std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias, const Epilogue* ep,
+                                       const ConvLayouts& layouts = {}) {
   auto d = std::make_unique<DnnlConv>();
   const SpatialGeom& g = cs.geom;
   if (NumElements(cs.y_shape) == 0 || cs.C == 0) return d;
   try {
-    d->user_src = nn::PlainDesc(Concat({cs.N, cs.C}, g.in));
-    d->user_dst = nn::PlainDesc(cs.y_shape);
+    d->user_src = ActivationDesc(Concat({cs.N, cs.C}, g.in), layouts.x_nhwc);
+    d->user_dst = ActivationDesc(cs.y_shape, layouts.y_nhwc);
+    d->user_res = ActivationDesc(cs.y_shape, layouts.residual_nhwc);
     d->user_wei = cs.G == 1 ? nn::PlainDesc(Concat({cs.M, cs.C}, g.kernel))
                             : nn::PlainDesc(Concat({cs.G, cs.M / cs.G, cs.C / cs.G}, g.kernel));
     if (has_bias) d->bias_md = nn::PlainDesc({cs.M});
@@ -393,6 +420,7 @@ std::unique_ptr<DnnlConv> MakeDnnlConvT(const ConvTShape& cs, bool has_bias) {
     const int64_t ks = g.kernel_size(), cg = cs.C / cs.G, mg = cs.M / cs.G;
     d->user_src = nn::PlainDesc(Concat({cs.N, cs.C}, g.out));
     d->user_dst = nn::PlainDesc(cs.y_shape);
+    d->user_res = d->user_dst;
     const auto ksr = nn::RowMajorStrides(g.kernel);
     // ONNX W is [G, C/G, M/G, k...]; oneDNN wants dims [G, M/G, C/G, k...] (or [M, C, k...]).
     if (cs.G == 1) {
@@ -434,6 +462,7 @@ class DnnlConvDriver {
   // run does not pay for it.
   // FusedConv: `ep` must outlive the driver; call before Init.
   void SetEpilogue(const Epilogue* ep) { ep_ = ep; }
+  void SetLayouts(const ConvLayouts& layouts) { layouts_ = layouts; }
 
   template <typename ShapeFn>
   void Init(const KernelInfo& info, const ShapeFn& compute_shape) {
@@ -502,7 +531,7 @@ class DnnlConvDriver {
   }
   void Prepare(const CS& cs, const Shape& x, const Shape& w, bool has_bias) {
     if (dnnl_ && x == x_shape_ && w == w_shape_ && has_bias == has_bias_) return;
-    if constexpr (std::is_same_v<CS, ConvShape>) dnnl_ = MakeDnnlConv(cs, has_bias, ep_);
+    if constexpr (std::is_same_v<CS, ConvShape>) dnnl_ = MakeDnnlConv(cs, has_bias, ep_, layouts_);
     else dnnl_ = MakeDnnlConvT(cs, has_bias);
     x_shape_ = x;
     w_shape_ = w;
@@ -515,11 +544,36 @@ class DnnlConvDriver {
       dnnl_->Run(x, w, b, y, wconst, residual);
       return;
     }
+    if (layouts_.any()) {  // the reference works on NCHW: convert at the edges
+      const int64_t n = cs.N, c = cs.C, m = cs.M, y_count = NumElements(cs.y_shape);
+      const int64_t in_hw = n * c == 0 ? 0 : NumElements(xs) / (n * c), out_hw = n * m == 0 ? 0 : y_count / (n * m);
+      std::vector<float> xn, yn(static_cast<size_t>(y_count)), rn;
+      if (layouts_.x_nhwc) xn = ChannelsLastToFirst(x, n, c, in_hw);
+      if (residual && layouts_.residual_nhwc) rn = ChannelsLastToFirst(residual, n, m, out_hw);
+      Reference<float>(cs, layouts_.x_nhwc ? xn.data() : x, w, b, yn.data());
+      if (ep_) ep_->Apply(yn.data(), y_count, residual && layouts_.residual_nhwc ? rn.data() : residual);
+      if (layouts_.y_nhwc) ChannelsFirstToLast(yn.data(), y, n, m, out_hw);
+      else std::copy(yn.begin(), yn.end(), y);
+      return;
+    }
     Reference<float>(cs, x, w, b, y);
     if (ep_) ep_->Apply(y, NumElements(cs.y_shape), residual);
   }
+  static std::vector<float> ChannelsLastToFirst(const float* src, int64_t n, int64_t c, int64_t hw) {
+    std::vector<float> out(static_cast<size_t>(n * c * hw));
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t p = 0; p < hw; ++p)
+        for (int64_t k = 0; k < c; ++k) out[static_cast<size_t>((b * c + k) * hw + p)] = src[(b * hw + p) * c + k];
+    return out;
+  }
+  static void ChannelsFirstToLast(const float* src, float* dst, int64_t n, int64_t c, int64_t hw) {
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t k = 0; k < c; ++k)
+        for (int64_t p = 0; p < hw; ++p) dst[(b * hw + p) * c + k] = src[(b * c + k) * hw + p];
+  }
 
   const Epilogue* ep_ = nullptr;
+  ConvLayouts layouts_;
   bool weights_constant_ = false;
   std::mutex mu_;
   std::unique_ptr<DnnlConv> dnnl_;
@@ -545,14 +599,33 @@ class ConvKernel final : public OpKernel {
       RETURN_IF_ERROR(ep_.Load(info));
       driver_.SetEpilogue(&ep_);
       node_op_ = "FusedConv";
+      ConvLayouts layouts;
+      for (auto [attr, flag] : {std::pair{"x_layout", &layouts.x_nhwc}, std::pair{"y_layout", &layouts.y_nhwc},
+                                std::pair{"residual_layout", &layouts.residual_nhwc}}) {
+        const std::string v = info.attr_string(attr, "NCHW");
+        if (v != "NCHW" && v != "NHWC") return info.Error(std::string(attr) + " must be NCHW or NHWC, got '" + v + "'");
+        *flag = v == "NHWC";
+      }
+      if (layouts.any()) {
+        const ir::TypeInfo* t = info.input_type(0);
+        if (t && t->shape && t->shape->size() != 4) return info.Error("channels-last layouts need a 4-D input");
+        layouts_nhwc_ = true;
+      }
+      driver_.SetLayouts(layouts);
     }
     driver_.Init(info, ShapeFn());
     return Status::Ok();
   }
-  Status Compute(KernelContext& ctx) override { return driver_.Compute(ctx, node_op_, ShapeFn()); }
+  Status Compute(KernelContext& ctx) override {
+    if (layouts_nhwc_ && ctx.input_tensor(0).rank() != 4)
+      return InvalidArgument(node_op_ + ": channels-last layouts need a 4-D input, got " +
+                             ShapeToString(ctx.input_tensor(0).shape()));
+    return driver_.Compute(ctx, node_op_, ShapeFn());
+  }
 
  private:
   std::string node_op_ = "Conv";
+  bool layouts_nhwc_ = false;
   Epilogue ep_;
   SpatialAttrs attrs_;
   int64_t group_ = 1;
