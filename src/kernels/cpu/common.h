@@ -33,9 +33,9 @@ std::vector<DType> DTypesOf(TypeList<Ts...>) { return {DTypeOf<Ts>::value...}; }
 // Usage: return Dispatch(NumericTypes{}, dt, [&](auto* tag) { using T = std::remove_pointer_t<decltype(tag)>; ... });
 template <typename F, typename... Ts>
 Status Dispatch(TypeList<Ts...>, DType dt, F&& f) {
-  Status result = Unsupported("dtype " + std::string(DTypeName(dt)) + " is not supported here");
-  bool matched = ((DTypeOf<Ts>::value == dt ? (result = f(static_cast<Ts*>(nullptr)), true) : false) || ...);
-  (void)matched;
+  Status result = Status::Ok();
+  const bool matched = ((DTypeOf<Ts>::value == dt ? (result = f(static_cast<Ts*>(nullptr)), true) : false) || ...);
+  if (!matched) return Unsupported("dtype " + std::string(DTypeName(dt)) + " is not supported here");
   return result;
 }
 

@@ -171,44 +171,40 @@ struct DnnlConv {
   dnnl::memory src_mem, dst_mem;        // scratch in the primitive's layouts (when they differ)
   dnnl::memory wei_mem;                 // reordered weights (when they differ)
   const void* wei_cached = nullptr;     // constant weights already in wei_mem
+  dnnl::reorder src_reorder, dst_reorder, wei_reorder, res_reorder;
+  nn::DnnlCall src_call, dst_call, wei_call, res_call, conv_call;
 
   // `residual` (FusedConv) is what a sum post-op adds: it is placed in the destination first.
+  // Reorder primitives are built once (Finish) and every call goes through DnnlCall, so a run
+  // allocates nothing here.
   void Run(const float* x, const float* w, const float* b, float* y, bool weights_constant,
            const float* residual = nullptr) {
-    auto& eng = Engine();
-    auto& s = Stream();
-    memory ux(user_src, eng, const_cast<float*>(x));
-    memory uy(user_dst, eng, y);
-    memory src = ux, dst = uy, wei;
+    const void* src = x;
     if (src_md != user_src) {
-      dnnl::reorder(ux, src_mem).execute(s, ux, src_mem);
-      src = src_mem;
+      src = src_mem.get_data_handle();
+      src_call.Arg(DNNL_ARG_FROM, user_src, x).Arg(DNNL_ARG_TO, src_md, src).Execute(src_reorder);
     }
-    if (dst_md != user_dst) dst = dst_mem;
+    void* dst = dst_md != user_dst ? dst_mem.get_data_handle() : y;
     if (residual) {
-      memory ur(user_res, eng, const_cast<float*>(residual));
       if (dst_md != user_res) {
-        dnnl::reorder(ur, dst).execute(s, ur, dst);
-      } else if (residual != y || dst_md != user_dst) {
-        float* d = static_cast<float*>(dst.get_data_handle());
-        std::copy(residual, residual + user_res.get_size() / sizeof(float), d);
+        if (!res_reorder) res_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), user_res, Engine(), dst_md));
+        res_call.Arg(DNNL_ARG_FROM, user_res, residual).Arg(DNNL_ARG_TO, dst_md, dst).Execute(res_reorder);
+      } else if (residual != dst) {
+        std::copy(residual, residual + user_res.get_size() / sizeof(float), static_cast<float*>(dst));
       }
     }
+    const void* wei = w;
     if (wei_md != user_wei) {
       if (!weights_constant || wei_cached != w) {
-        memory uw(user_wei, eng, const_cast<float*>(w));
-        dnnl::reorder(uw, wei_mem).execute(s, uw, wei_mem);
+        wei_call.Arg(DNNL_ARG_FROM, user_wei, w).Arg(DNNL_ARG_TO, wei_md, wei_mem.get_data_handle()).Execute(wei_reorder);
         wei_cached = weights_constant ? w : nullptr;
       }
-      wei = wei_mem;
-    } else {
-      wei = memory(user_wei, eng, const_cast<float*>(w));
+      wei = wei_mem.get_data_handle();
     }
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
-    if (b) args.emplace(DNNL_ARG_BIAS, memory(bias_md, eng, const_cast<float*>(b)));
-    prim.execute(s, args);
-    if (dst_md != user_dst) dnnl::reorder(dst_mem, uy).execute(s, dst_mem, uy);
-    s.wait();
+    conv_call.Arg(DNNL_ARG_SRC, src_md, src).Arg(DNNL_ARG_WEIGHTS, wei_md, wei).Arg(DNNL_ARG_DST, dst_md, dst);
+    if (b) conv_call.Arg(DNNL_ARG_BIAS, bias_md, b);
+    conv_call.Execute(prim);
+    if (dst_md != user_dst) dst_call.Arg(DNNL_ARG_FROM, dst_md, dst).Arg(DNNL_ARG_TO, user_dst, y).Execute(dst_reorder);
   }
 
   // Reorders constant weights into the primitive's layout now (at load time) rather than on the first run.
@@ -225,9 +221,21 @@ struct DnnlConv {
     src_md = pd.src_desc();
     wei_md = pd.weights_desc();
     dst_md = pd.dst_desc();
-    if (src_md != user_src) src_mem = memory(src_md, Engine());
-    if (dst_md != user_dst) dst_mem = memory(dst_md, Engine());
-    if (wei_md != user_wei) wei_mem = memory(wei_md, Engine());
+    auto reorder = [](const memory::desc& from, const memory::desc& to) {
+      return dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), from, Engine(), to));
+    };
+    if (src_md != user_src) {
+      src_mem = memory(src_md, Engine());
+      src_reorder = reorder(user_src, src_md);
+    }
+    if (dst_md != user_dst) {
+      dst_mem = memory(dst_md, Engine());
+      dst_reorder = reorder(dst_md, user_dst);
+    }
+    if (wei_md != user_wei) {
+      wei_mem = memory(wei_md, Engine());
+      wei_reorder = reorder(user_wei, wei_md);
+    }
     ok = true;
   }
 };

@@ -132,13 +132,9 @@ class FloatMatMul {
     if (dnnl_.ok && g.K > 0) {
       // The residual enters as a sum post-op, which accumulates into the destination.
       if (residual && residual != y) std::copy(residual, residual + n, y);
-      memory am(dnnl_.a_md, Engine(), const_cast<float*>(a));
-      memory bm(dnnl_.b_md, Engine(), const_cast<float*>(b));
-      memory ym(dnnl_.y_md, Engine(), y);
-      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, ym}};
-      if (bias_) args.emplace(DNNL_ARG_BIAS, memory(dnnl_.bias_md, Engine(), const_cast<float*>(bias)));
-      dnnl_.prim.execute(Stream(), args);
-      Stream().wait();
+      call_.Arg(DNNL_ARG_SRC, dnnl_.a_md, a).Arg(DNNL_ARG_WEIGHTS, dnnl_.b_md, b).Arg(DNNL_ARG_DST, dnnl_.y_md, y);
+      if (bias_) call_.Arg(DNNL_ARG_BIAS, dnnl_.bias_md, bias);
+      call_.Execute(dnnl_.prim);
       return;
     }
     if (g.K == 0) std::fill(y, y + n, 0.f);
@@ -154,6 +150,7 @@ class FloatMatMul {
   bool prepared_ = false;
   Shape geom_a_, geom_b_;
   DnnlMatMul dnnl_;
+  nn::DnnlCall call_;
 };
 
 Shape KnownShape(const KernelInfo& info, int i, bool* known) {
@@ -395,11 +392,8 @@ class GemmKernel final : public OpKernel {
         } else if (residual) {
           std::copy(residual, residual + n, y);
         }
-        memory am(a_md_, Engine(), const_cast<float*>(a));
-        memory bm(b_md_, Engine(), const_cast<float*>(b));
-        memory ym(y_md_, Engine(), y);
-        prim_.execute(Stream(), {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, ym}});
-        Stream().wait();
+        call_.Arg(DNNL_ARG_SRC, a_md_, a).Arg(DNNL_ARG_WEIGHTS, b_md_, b).Arg(DNNL_ARG_DST, y_md_, y);
+        call_.Execute(prim_);
         return;
       }
       RunRef<float>(M, N, K, a, b, c, cs, y);
@@ -457,6 +451,7 @@ class GemmKernel final : public OpKernel {
   int64_t m_ = -1, n_ = -1, k_ = -1;
   dnnl::matmul prim_;
   memory::desc a_md_, b_md_, y_md_;
+  nn::DnnlCall call_;
 };
 
 // ---- MatMulInteger / QLinearMatMul ----

@@ -12,6 +12,31 @@ dnnl::stream& Stream() {
   return stream;
 }
 
+DnnlCall& DnnlCall::Arg(int arg, const dnnl::memory::desc& md, const void* data) {
+  Slot* slot = nullptr;
+  for (Slot& s : slots_)
+    if (s.arg == arg) slot = &s;
+  if (!slot || slot->mem.get_desc() != md) {
+    if (!slot) {
+      slots_.push_back({arg, dnnl::memory()});
+      slot = &slots_.back();
+      args_.reserve(slots_.size());
+    }
+    slot->mem = dnnl::memory(md, Engine(), const_cast<void*>(data));
+  } else {
+    slot->mem.set_data_handle(const_cast<void*>(data));
+  }
+  args_.push_back({arg, slot->mem.get()});
+  return *this;
+}
+
+void DnnlCall::Execute(const dnnl::primitive& prim) {
+  const dnnl_status_t st = dnnl_primitive_execute(prim.get(), Stream().get(), static_cast<int>(args_.size()), args_.data());
+  args_.clear();
+  if (st != dnnl_success) throw dnnl::error(st, "could not execute a primitive");
+  Stream().wait();
+}
+
 dnnl::memory::desc PlainDesc(const std::vector<int64_t>& dims, dnnl::memory::data_type dt) {
   dnnl::memory::dims d(dims.begin(), dims.end());
   const std::vector<int64_t> s = RowMajorStrides(dims);

@@ -20,6 +20,24 @@ namespace strata::cpu::nn {
 dnnl::engine& Engine();
 dnnl::stream& Stream();
 
+// Runs a oneDNN primitive on caller pointers without allocating per call (the C++ API builds a
+// memory object and an argument map each time). Memory objects are made on the first call for each
+// argument and re-pointed afterwards; a changed descriptor makes a new one.
+class DnnlCall {
+ public:
+  DnnlCall& Arg(int arg, const dnnl::memory::desc& md, const void* data);
+  // Executes with the arguments bound since the last Execute, then forgets them.
+  void Execute(const dnnl::primitive& prim);
+
+ private:
+  struct Slot {
+    int arg;
+    dnnl::memory mem;
+  };
+  std::vector<Slot> slots_;
+  std::vector<dnnl_exec_arg_t> args_;
+};
+
 // Plain row-major oneDNN memory descriptor for the given dims.
 dnnl::memory::desc PlainDesc(const std::vector<int64_t>& dims, dnnl::memory::data_type dt = dnnl::memory::data_type::f32);
 
