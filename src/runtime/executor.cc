@@ -331,21 +331,19 @@ void AppendSignature(const Value& v, std::vector<int64_t>& sig) {
   for (int64_t d : t.shape()) sig.push_back(d);
 }
 
-}  // namespace
-
-namespace {
+// One AllocateOutput of a recording run: the step that made it, its bytes and where they are, the
+// last step that read it or a view of it, and whether it outlives the run.
+struct RecordedBuffer {
+  int step;
+  size_t bytes;
+  const char* begin;
+  int last;
+  bool escapes = false;
+};
 
 class MainContext final : public ExecContext {
  public:
   enum class Mode { kHeap, kRecord, kPlanned };
-
-  struct Recorded {
-    int step;
-    size_t bytes;
-    const char* begin;
-    int last;
-    bool escapes = false;
-  };
 
   explicit MainContext(std::vector<Value>& frame) : ExecContext(frame) {}
 
@@ -359,7 +357,6 @@ class MainContext final : public ExecContext {
     recycled_ = recycled;
     if (mode == Mode::kRecord) alive_ = std::make_shared<std::vector<char>>();
   }
-  Mode mode() const { return mode_; }
 
   void BeginStep(int k) {
     step_ = k;
@@ -377,7 +374,7 @@ class MainContext final : public ExecContext {
   int FindRecorded(const void* p) const {
     const char* c = static_cast<const char*>(p);
     for (size_t i = rec_.size(); i-- > 0;) {
-      const Recorded& r = rec_[i];
+      const RecordedBuffer& r = rec_[i];
       if ((*alive_)[i] && r.bytes > 0 && c >= r.begin && c < r.begin + r.bytes) return static_cast<int>(i);
     }
     return -1;
@@ -386,9 +383,8 @@ class MainContext final : public ExecContext {
     const char* c = static_cast<const char*>(p);
     return arena_ && c >= arena_.get() && c < arena_.get() + plan_->stats.arena_bytes;
   }
-  const char* arena() const { return arena_.get(); }
 
-  std::vector<Recorded>& recorded() { return rec_; }
+  std::vector<RecordedBuffer>& recorded() { return rec_; }
   const std::vector<char>& alive() const { return *alive_; }
 
  protected:
@@ -399,7 +395,8 @@ class MainContext final : public ExecContext {
         ASSIGN_OR_RETURN(const size_t bytes, Tensor::CheckedByteSize(dtype, shape));
         if (bytes == e.bytes && e.offset >= 0)
           return Tensor::Borrow(dtype, std::move(shape), arena_.get() + e.offset, arena_);
-        if (bytes == e.bytes && recycled_ && static_cast<size_t>(e.graph_output) < recycled_->size()) {
+        if (bytes == e.bytes && e.graph_output >= 0 && recycled_ &&
+            static_cast<size_t>(e.graph_output) < recycled_->size()) {
           Value& old = (*recycled_)[static_cast<size_t>(e.graph_output)];
           if (old.is_tensor() && old.tensor().dtype() == dtype && old.tensor().nbytes() == bytes &&
               !old.tensor().SharesBuffer()) {
@@ -436,13 +433,64 @@ class MainContext final : public ExecContext {
   int step_ = 0;
   std::vector<Value>* recycled_ = nullptr;
   // recording
-  std::vector<Recorded> rec_;
+  std::vector<RecordedBuffer> rec_;
   std::shared_ptr<std::vector<char>> alive_;
   // planned
   const MemoryPlan* plan_ = nullptr;
   std::shared_ptr<char> arena_;
   uint32_t cursor_ = 0, end_ = 0;
 };
+
+// Turns a recording into a plan: arena offsets for the buffers that do not escape, the order in
+// which steps ask for them, and where each step output should lie.
+MemoryPlan BuildPlan(std::span<const CompiledGraph::Step> steps, const std::vector<RecordedBuffer>& rec,
+                     const std::vector<int>& slot_buffer, const std::vector<int>& output_buffer,
+                     const std::vector<const void*>& output_data) {
+  MemoryPlan plan;
+  std::vector<BufferLifetime> lifetimes;
+  std::vector<int> placed_index(rec.size(), -1);
+  for (size_t i = 0; i < rec.size(); ++i) {
+    if (rec[i].escapes || rec[i].bytes == 0) continue;
+    placed_index[i] = static_cast<int>(lifetimes.size());
+    lifetimes.push_back({rec[i].bytes, rec[i].step, rec[i].last});
+  }
+  const ArenaLayout layout = PlanArena(lifetimes);
+  plan.stats.arena_bytes = layout.arena_bytes;
+  plan.step_begin.assign(steps.size() + 1, 0);
+  for (const auto& r : rec) ++plan.step_begin[static_cast<size_t>(r.step) + 1];
+  for (size_t k = 1; k < plan.step_begin.size(); ++k) plan.step_begin[k] += plan.step_begin[k - 1];
+  plan.entries.reserve(rec.size());
+  for (size_t i = 0; i < rec.size(); ++i) {
+    const int pi = placed_index[i];
+    plan.entries.push_back({rec[i].bytes, pi < 0 ? -1 : static_cast<int64_t>(layout.offsets[static_cast<size_t>(pi)])});
+    if (pi >= 0) {
+      ++plan.stats.planned_buffers;
+      plan.stats.planned_bytes += rec[i].bytes;
+    } else {
+      ++plan.stats.heap_buffers;
+    }
+  }
+  for (size_t k = 0; k < output_buffer.size(); ++k) {
+    const int b = output_buffer[k];
+    if (b >= 0 && plan.entries[static_cast<size_t>(b)].graph_output < 0 &&
+        rec[static_cast<size_t>(b)].begin == output_data[k])  // the output is the whole buffer, not a view
+      plan.entries[static_cast<size_t>(b)].graph_output = static_cast<int>(k);
+  }
+  plan.output_begin.reserve(steps.size());
+  for (const CompiledGraph::Step& step : steps) {
+    plan.output_begin.push_back(static_cast<uint32_t>(plan.expected.size()));
+    for (int s : step.outputs) {
+      ExpectedBuffer e;
+      const int b = s >= 0 ? slot_buffer[static_cast<size_t>(s)] : -1;
+      if (b >= 0 && plan.entries[static_cast<size_t>(b)].offset >= 0) {
+        e.offset = plan.entries[static_cast<size_t>(b)].offset;
+        e.bytes = plan.entries[static_cast<size_t>(b)].bytes;
+      }
+      plan.expected.push_back(e);
+    }
+  }
+  return plan;
+}
 
 }  // namespace
 
@@ -476,7 +524,6 @@ class RunState {
 };
 
 void RunStateDeleter::operator()(RunState* s) const { delete s; }
-
 
 RunStatePtr CompiledGraph::NewRunState(bool plan_memory) const {
   RunStatePtr s(new RunState());
@@ -642,59 +689,13 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
     if (state.plans.size() >= kMaxPlans) state.plans.erase(state.plans.begin());
     state.plans.push_back(std::make_unique<MemoryPlan>());
     plan = state.plans.back().get();
-    plan->signature = state.signature;
   }
   const int recordings = plan->recordings + 1;
-  *plan = MemoryPlan{};
+  *plan = BuildPlan(steps_, rec, slot_buffer, output_buffer, output_data);
   plan->signature = state.signature;
   plan->recordings = recordings;
-
-  std::vector<BufferLifetime> lifetimes;
-  std::vector<int> placed_index(rec.size(), -1);
-  for (size_t i = 0; i < rec.size(); ++i) {
-    if (rec[i].escapes || rec[i].bytes == 0) continue;
-    placed_index[i] = static_cast<int>(lifetimes.size());
-    lifetimes.push_back({rec[i].bytes, rec[i].step, rec[i].last});
-  }
-  const ArenaLayout layout = PlanArena(lifetimes);
-  plan->step_begin.assign(steps_.size() + 1, 0);
-  for (const auto& r : rec) ++plan->step_begin[static_cast<size_t>(r.step) + 1];
-  for (size_t k = 1; k < plan->step_begin.size(); ++k) plan->step_begin[k] += plan->step_begin[k - 1];
-  plan->entries.reserve(rec.size());
-  for (size_t i = 0; i < rec.size(); ++i) {
-    const int pi = placed_index[i];
-    plan->entries.push_back({rec[i].bytes, pi < 0 ? -1 : static_cast<int64_t>(layout.offsets[static_cast<size_t>(pi)])});
-    if (pi >= 0) {
-      ++plan->stats.planned_buffers;
-      plan->stats.planned_bytes += rec[i].bytes;
-    } else {
-      ++plan->stats.heap_buffers;
-    }
-  }
-  for (size_t k = 0; k < output_slots_.size(); ++k) {
-    const int b = output_buffer[k];
-    if (b >= 0 && plan->entries[static_cast<size_t>(b)].graph_output < 0 &&
-        rec[static_cast<size_t>(b)].begin == output_data[k])  // the output is the whole buffer, not a view
-      plan->entries[static_cast<size_t>(b)].graph_output = static_cast<int>(k);
-  }
-  plan->output_begin.reserve(steps_.size());
-  for (const Step& step : steps_) {
-    plan->output_begin.push_back(static_cast<uint32_t>(plan->expected.size()));
-    for (int s : step.outputs) {
-      ExpectedBuffer e;
-      if (s >= 0) {
-        if (int b = slot_buffer[static_cast<size_t>(s)]; b >= 0 && plan->entries[static_cast<size_t>(b)].offset >= 0) {
-          e.offset = plan->entries[static_cast<size_t>(b)].offset;
-          e.bytes = plan->entries[static_cast<size_t>(b)].bytes;
-        }
-      }
-      plan->expected.push_back(e);
-    }
-  }
-  plan->stats.arena_bytes = layout.arena_bytes;
   plan->stats.matmul_flops = recorded_flops;
   state.last = plan->stats;
-  state.last.planned = false;
   return Status::Ok();
 }
 
