@@ -8,6 +8,8 @@
 #include <initializer_list>
 #include <iterator>
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -78,8 +80,8 @@ class Shape {
   const_reverse_iterator rend() const { return const_reverse_iterator(begin()); }
   int64_t& operator[](size_t i) { return data()[i]; }
   const int64_t& operator[](size_t i) const { return data()[i]; }
-  int64_t& at(size_t i) { return data()[i]; }
-  const int64_t& at(size_t i) const { return data()[i]; }
+  int64_t& at(size_t i) { return data()[CheckedIndex(i)]; }
+  const int64_t& at(size_t i) const { return data()[CheckedIndex(i)]; }
   int64_t& front() { return data()[0]; }
   const int64_t& front() const { return data()[0]; }
   int64_t& back() { return data()[size_ - 1]; }
@@ -161,6 +163,11 @@ class Shape {
   }
 
  private:
+  size_t CheckedIndex(size_t i) const {
+    if (i >= size_) throw std::out_of_range("Shape::at: index " + std::to_string(i) + " >= size " + std::to_string(size_));
+    return i;
+  }
+
   size_t size_ = 0;
   size_t cap_ = kInline;
   int64_t inline_[kInline] = {};

@@ -38,6 +38,32 @@ TEST(BFloat16, RoundsToNearestEven) {
   EXPECT_TRUE(std::isnan(static_cast<float>(BFloat16(std::nanf("")))));
 }
 
+TEST(Shape, BehavesLikeAVectorInlineAndOnTheHeap) {
+  Shape s = {1, 2, 3};
+  EXPECT_EQ(s.capacity(), Shape::kInline);
+  for (int64_t d = 4; d <= 12; ++d) s.push_back(d);  // grows past the inline capacity
+  ASSERT_EQ(s.size(), 12u);
+  for (size_t i = 0; i < s.size(); ++i) EXPECT_EQ(s[i], static_cast<int64_t>(i + 1));
+  s.erase(s.begin() + 1, s.begin() + 3);  // 1 4 5 ... 12
+  s.insert(s.begin() + 1, {20, 30});     // 1 20 30 4 ... 12
+  const std::vector<int64_t> want = {1, 20, 30, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  EXPECT_EQ(s, Shape(want));
+  EXPECT_EQ(std::vector<int64_t>(s), want);
+  Shape heap_copy = s, moved = std::move(heap_copy);
+  EXPECT_EQ(moved, s);
+  Shape small = {7, 8};
+  Shape small_moved = std::move(small);
+  EXPECT_EQ(small_moved, (Shape{7, 8}));
+  moved = small_moved;  // heap-backed shape assigned a short one
+  EXPECT_EQ(moved.size(), 2u);
+  EXPECT_EQ(moved.back(), 8);
+  EXPECT_TRUE(Shape({1, 2}) < Shape({1, 3}));
+  EXPECT_NE(Shape({1, 2}), Shape({1, 2, 1}));
+  EXPECT_EQ(Shape(3, 5), Shape({5, 5, 5}));
+  EXPECT_THROW(s.at(12), std::out_of_range);
+  EXPECT_EQ(s.at(11), 12);
+}
+
 TEST(Tensor, CreateRejectsNegativeAndHugeShapes) {
   EXPECT_FALSE(Tensor::Create(DType::kFloat, {2, -1}).ok());
   auto huge = Tensor::Create(DType::kFloat, {1 << 20, 1 << 20, 1 << 20});
