@@ -76,7 +76,9 @@ Result<size_t> Tensor::CheckedByteSize(DType dtype, const Shape& shape) {
 }
 
 namespace {
+
 enum class Fill { kZero, kNone };
+
 // Read on first use, so a test driver can set the variable at the start of main().
 bool PoisonUninitialized() {
   static const bool on = [] {
@@ -85,9 +87,8 @@ bool PoisonUninitialized() {
   }();
   return on;
 }
-}  // namespace
 
-static Result<Tensor> Allocate(DType dtype, Shape shape, Fill fill) {
+Result<Tensor> Allocate(DType dtype, Shape shape, Fill fill) {
   ASSIGN_OR_RETURN(const size_t bytes, Tensor::CheckedByteSize(dtype, shape));
   const int64_t n = static_cast<int64_t>(bytes / DTypeSize(dtype));
   size_t alloc = (bytes + kAlignment - 1) / kAlignment * kAlignment;
@@ -105,6 +106,8 @@ static Result<Tensor> Allocate(DType dtype, Shape shape, Fill fill) {
   auto owner = std::make_shared<AlignedBuffer>(p, dtype, n);
   return Tensor::Borrow(dtype, std::move(shape), p, std::move(owner));
 }
+
+}  // namespace
 
 Result<Tensor> Tensor::Create(DType dtype, Shape shape) { return Allocate(dtype, std::move(shape), Fill::kZero); }
 
