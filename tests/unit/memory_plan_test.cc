@@ -144,6 +144,20 @@ TEST(PlannedRun, PassingOutputsBackReusesOnlyBuffersNobodyHolds) {
   ExpectEqual(held, held_copy);
 }
 
+TEST(PlannedRun, RecordsContractionWorkFromActualShapes) {
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {-1, 64}).Output("y", onnx::TensorProto::FLOAT, {-1, 32});
+  b.Initializer("w", std::vector<float>(64 * 32, 0.5f), {64, 32});
+  b.Node("MatMul", {"x", "w"}, {"m"});
+  b.Node("Relu", {"m"}, {"y"});
+  auto s = Load(b.Bytes(), true);
+  for (int64_t rows : {8, 3}) {
+    std::vector<Value> out;
+    ASSERT_TRUE(s->Run(std::vector<Value>{Random({rows, 64}, 1)}, out).ok());
+    EXPECT_EQ(s->last_plan_stats().matmul_flops, 2.0 * static_cast<double>(rows) * 32 * 64);  // 2 per MAC
+  }
+}
+
 TEST(PlannedRun, NewInputShapesGetTheirOwnPlan) {
   auto planned = Load(BranchyModel(), true);
   auto heap = Load(BranchyModel(), false);

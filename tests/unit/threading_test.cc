@@ -2,11 +2,16 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <omp.h>
+
+#include <atomic>
 #include <chrono>
 #include <thread>
 
 #include "onnx/importer.h"
+#include "runtime/kernel.h"
 #include "runtime/session.h"
+#include "runtime/threading.h"
 #include "test_model_builder.h"
 
 namespace strata {
@@ -45,6 +50,47 @@ TEST(Threading, IdleRuntimeUsesAlmostNoCpu) {
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double share = (ProcessCpuSeconds() - cpu0) / wall;
   EXPECT_LT(share, 0.01) << "idle process used " << share * 100 << "% of a core";
+}
+
+// Records how many threads a parallel region would get while the kernel runs.
+std::atomic<int> probed_threads{0};
+class ThreadProbeKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo&) { return Status::Ok(); }
+  Status Compute(KernelContext& ctx) override {
+    probed_threads = omp_get_max_threads();
+    ctx.SetOutput(0, ctx.input(0));
+    return Status::Ok();
+  }
+};
+const KernelRegistrar kProbe{{.op_type = "ThreadProbe", .domain = "test.strata", .factory = MakeKernel<ThreadProbeKernel>}};
+
+int ThreadsSeenFor(int64_t elements) {
+  testing::ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {elements}).Output("y", onnx::TensorProto::FLOAT, {elements});
+  auto* imp = b.proto().add_opset_import();
+  imp->set_domain("test.strata");
+  imp->set_version(1);
+  b.Node("ThreadProbe", {"x"}, {"y"}).set_domain("test.strata");
+  const std::string bytes = b.Bytes();
+  auto model = onnx_io::LoadModelFromBytes(bytes.data(), bytes.size());
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  SessionOptions opts;
+  opts.num_threads = 2;
+  auto session = Session::FromModel(std::move(model).value(), opts);
+  EXPECT_TRUE(session.ok()) << session.status().ToString();
+  std::vector<Value> out;
+  probed_threads = 0;
+  EXPECT_TRUE((*session)->Run(std::vector<Value>{Tensor(DType::kFloat, {elements})}, out).ok());
+  return probed_threads;
+}
+
+// Waking the other threads costs more than small ops take, so those run on the calling thread.
+TEST(Threading, SmallStepsRunOnOneThreadAndLargeOnesGetThePool) {
+  EXPECT_EQ(ThreadsSeenFor(16), 1);
+  EXPECT_EQ(ThreadsSeenFor(kSerialWorkElements - 1), 1);
+  EXPECT_EQ(ThreadsSeenFor(kSerialWorkElements), 2);
+  EXPECT_EQ(omp_get_max_threads(), 2);  // restored after the small step
 }
 
 }  // namespace
