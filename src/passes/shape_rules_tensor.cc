@@ -626,22 +626,9 @@ Status Expand(InferContext& ctx) {
     ctx.SetLike(0, 0, std::nullopt);
     return Status::Ok();
   }
-  // A target dim of 1 keeps the input's; an unknown one may be 1, so it keeps only a known input dim > 1.
-  const size_t r = std::max(in->size(), target->size());
-  Dims out(r);
-  for (size_t k = 0; k < r; ++k) {
-    const bool has_i = k + in->size() >= r, has_t = k + target->size() >= r;
-    const ir::Dim x = has_i ? (*in)[k + in->size() - r] : ir::Dim::Known(1);
-    const ir::Dim t = has_t ? (*target)[k + target->size() - r] : ir::Dim::Known(1);
-    if (x.known() && t.known() && x.value != t.value && x.value != 1 && t.value != 1)
-      return ctx.Error("cannot expand " + DimsToString(*in) + " to " + DimsToString(*target));
-    if (t.known() && t.value == 1) out[k] = x;
-    else if (x.known() && x.value == 1) out[k] = t;
-    else if (x.known()) out[k] = x;
-    else if (t.known()) out[k] = t;
-    else if (!x.symbol.empty() && x.symbol == t.symbol) out[k] = x;
-    else out[k] = ir::Dim{};
-  }
+  // Expand is a bidirectional (numpy) broadcast of the input's shape with the target.
+  Dims out;
+  RETURN_IF_ERROR(Broadcast(ctx, *in, *target, out));
   ctx.SetLike(0, 0, std::move(out));
   return Status::Ok();
 }
