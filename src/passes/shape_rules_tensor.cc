@@ -10,11 +10,6 @@
 namespace strata::passes::shape {
 namespace {
 
-std::optional<Dims> ShapeOf(const InferContext& ctx, int i) {
-  const Dims* s = ctx.input_shape(i);
-  return s ? std::optional<Dims>(*s) : std::nullopt;
-}
-
 SymValues ValuesOfDims(const Dims& d) {
   SymValues v;
   for (const auto& x : d) v.push_back(SymInt::FromDim(x));
@@ -596,7 +591,7 @@ Status Gather(InferContext& ctx) {
 }
 
 Status GatherElements(InferContext& ctx) {
-  ctx.SetLike(0, 0, ShapeOf(ctx, 1));
+  ctx.SetLike(0, 0, ctx.input_shape_copy(1));
   return Status::Ok();
 }
 
@@ -733,8 +728,7 @@ Status Compress(InferContext& ctx) {
 }
 
 Status RandomFromShape(InferContext& ctx) {
-  const int64_t d = ctx.attr_int("dtype", static_cast<int64_t>(DType::kFloat));
-  const DType dt = d > 0 && d <= static_cast<int64_t>(DType::kBFloat16) ? static_cast<DType>(d) : DType::kUndefined;
+  const DType dt = ctx.attr("dtype") ? ctx.attr_dtype("dtype").value_or(DType::kUndefined) : DType::kFloat;
   std::optional<Dims> shape;
   if (auto s = ctx.attr_ints("shape")) {
     shape.emplace();
@@ -746,17 +740,17 @@ Status RandomFromShape(InferContext& ctx) {
 
 Status QuantizeLinear(InferContext& ctx) {
   const DType dt = ctx.has_input(2) && ctx.input_dtype(2) != DType::kUndefined ? ctx.input_dtype(2) : DType::kUInt8;
-  ctx.SetTensor(0, dt, ShapeOf(ctx, 0));
+  ctx.SetTensor(0, dt, ctx.input_shape_copy(0));
   return Status::Ok();
 }
 
 Status DequantizeLinear(InferContext& ctx) {
-  ctx.SetTensor(0, DType::kFloat, ShapeOf(ctx, 0));
+  ctx.SetTensor(0, DType::kFloat, ctx.input_shape_copy(0));
   return Status::Ok();
 }
 
 Status DynamicQuantizeLinear(InferContext& ctx) {
-  ctx.SetTensor(0, DType::kUInt8, ShapeOf(ctx, 0));
+  ctx.SetTensor(0, DType::kUInt8, ctx.input_shape_copy(0));
   ctx.SetTensor(1, DType::kFloat, Dims{});
   ctx.SetTensor(2, DType::kUInt8, Dims{});
   return Status::Ok();
