@@ -253,13 +253,16 @@ Result<std::shared_ptr<onnx::ModelProto>> ParseFile(const std::string& path) {
   if (fd < 0) return IoError("cannot open model '" + path + "': " + std::strerror(errno));
   auto mp = std::make_shared<onnx::ModelProto>();
   bool parsed;
+  int read_errno;
   {
     google::protobuf::io::FileInputStream raw(fd);
     google::protobuf::io::CodedInputStream coded(&raw);
     coded.SetTotalBytesLimit(INT_MAX);
     parsed = mp->ParseFromCodedStream(&coded) && coded.ConsumedEntireMessage();
+    read_errno = raw.GetErrno();  // a failed read looks like the end of the input to the parser
   }
   ::close(fd);
+  if (read_errno != 0) return IoError("cannot read model '" + path + "': " + std::strerror(read_errno));
   if (!parsed) return InvalidModel("'" + path + "' is not a valid ONNX model (protobuf parse failed: truncated or corrupt)");
   return mp;
 }

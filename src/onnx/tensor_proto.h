@@ -36,7 +36,7 @@ struct LiftedPayload {
 // True when `p`'s payload at `data` must be copied rather than borrowed.
 bool PayloadNeedsCopy(const onnx::TensorProto& p, const void* data);
 
-// What happened to the lifted payloads of one import (for tests and `strata bench`).
+// What happened to the lifted payloads of one import (reported through ImportOptions::stats).
 struct PayloadStats {
   int64_t borrowed = 0, copied = 0;
   uint64_t borrowed_bytes = 0, copied_bytes = 0;

@@ -87,7 +87,6 @@ struct Stripper {
       if (number == kTensorRawData && wire == kLengthDelimited) {
         if (span) return false;  // protobuf keeps the last one; too unusual to mirror here
         span = PayloadSpan{static_cast<uint64_t>(body - base), size};
-        result.stripped_bytes += size;
         continue;
       }
       out.append(reinterpret_cast<const char*>(start), static_cast<size_t>(r.p - start));

@@ -22,7 +22,6 @@ struct StrippedModel {
   std::string skeleton;
   // One entry per ModelProto.graph.initializer, in order; empty where the tensor had no raw_data.
   std::vector<std::optional<PayloadSpan>> initializer_payloads;
-  uint64_t stripped_bytes = 0;
 };
 
 // Returns nothing when the bytes are not laid out plainly (truncated or malformed wire data, a

@@ -213,6 +213,13 @@ std::optional<std::vector<int64_t>> InferContext::attr_ints(std::string_view nam
   return std::nullopt;
 }
 
+std::optional<DType> InferContext::attr_dtype(std::string_view name) const {
+  const auto* a = attr(name);
+  if (!a || a->type != ir::Attribute::Type::kInt || a->i <= 0 || a->i > static_cast<int64_t>(DType::kBFloat16))
+    return std::nullopt;
+  return static_cast<DType>(a->i);
+}
+
 void InferContext::SetTensor(int i, DType dt, std::optional<Dims> shape) {
   SetType(i, ir::TypeInfo::Tensor(dt, std::move(shape)));
 }

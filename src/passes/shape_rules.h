@@ -86,6 +86,11 @@ class InferContext {
   const ir::TypeInfo* input_tensor_type(int i) const;
   DType input_dtype(int i) const;                     // kUndefined when unknown
   const Dims* input_shape(int i) const;               // null when the rank is unknown
+  // A copy of input i's shape for SetTensor/SetLike; nullopt when the rank is unknown.
+  std::optional<Dims> input_shape_copy(int i) const {
+    const Dims* s = input_shape(i);
+    return s ? std::optional<Dims>(*s) : std::nullopt;
+  }
   std::optional<int64_t> input_rank(int i) const;
   const SymValues* input_value(int i) const;          // symbolic value, null when not tracked
   const Tensor* input_constant(int i) const;
@@ -99,6 +104,9 @@ class InferContext {
   float attr_float(std::string_view name, float def) const;
   std::string attr_string(std::string_view name, const std::string& def) const;
   std::optional<std::vector<int64_t>> attr_ints(std::string_view name) const;
+  // An int attribute naming an element type (Cast's `to`, `dtype`, `stash_type`); nullopt when it is
+  // absent or not a valid TensorProto.DataType.
+  std::optional<DType> attr_dtype(std::string_view name) const;
 
   void SetTensor(int i, DType dt, std::optional<Dims> shape);
   void SetType(int i, ir::TypeInfo t);

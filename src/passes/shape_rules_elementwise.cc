@@ -17,14 +17,12 @@ Status SameAsInput(InferContext& ctx) {
 }
 
 Status SameShape(InferContext& ctx) {
-  const Dims* s = ctx.input_shape(0);
-  ctx.SetLike(0, 0, s ? std::optional<Dims>(*s) : std::nullopt);
+  ctx.SetLike(0, 0, ctx.input_shape_copy(0));
   return Status::Ok();
 }
 
 Status SameShapeBool(InferContext& ctx) {
-  const Dims* s = ctx.input_shape(0);
-  ctx.SetTensor(0, DType::kBool, s ? std::optional<Dims>(*s) : std::nullopt);
+  ctx.SetTensor(0, DType::kBool, ctx.input_shape_copy(0));
   return Status::Ok();
 }
 
@@ -183,9 +181,7 @@ Status CastValueTo(InferContext& ctx, DType to) {
 
 Status Cast(InferContext& ctx) {
   const ir::Attribute* a = ctx.attr("to");
-  DType to = DType::kUndefined;
-  if (a && a->type == ir::Attribute::Type::kInt && a->i > 0 && a->i <= static_cast<int64_t>(DType::kBFloat16))
-    to = static_cast<DType>(a->i);
+  DType to = ctx.attr_dtype("to").value_or(DType::kUndefined);
   // Opset 1-5 spelled `to` as a type name string.
   if (a && a->type == ir::Attribute::Type::kString) {
     static const std::pair<const char*, DType> kNames[] = {
@@ -196,32 +192,26 @@ Status Cast(InferContext& ctx) {
     for (const auto& [n, d] : kNames)
       if (a->s == n) to = d;
   }
-  const Dims* s = ctx.input_shape(0);
-  ctx.SetTensor(0, to, s ? std::optional<Dims>(*s) : std::nullopt);
+  ctx.SetTensor(0, to, ctx.input_shape_copy(0));
   return CastValueTo(ctx, to);
 }
 
 Status CastLike(InferContext& ctx) {
-  const Dims* s = ctx.input_shape(0);
   const DType to = ctx.input_dtype(1);
-  ctx.SetTensor(0, to, s ? std::optional<Dims>(*s) : std::nullopt);
+  ctx.SetTensor(0, to, ctx.input_shape_copy(0));
   return CastValueTo(ctx, to);
 }
 
 Status Dropout(InferContext& ctx) {
   RETURN_IF_ERROR(SameShape(ctx));
-  const Dims* s = ctx.input_shape(0);
   const DType mask = ctx.opset() >= 10 ? DType::kBool : ctx.input_dtype(0);
-  ctx.SetTensor(1, mask, s ? std::optional<Dims>(*s) : std::nullopt);
+  ctx.SetTensor(1, mask, ctx.input_shape_copy(0));
   return Status::Ok();
 }
 
 // Output dtype from the `dtype` attribute, defaulting to input 0's.
 Status SameShapeDtypeAttr(InferContext& ctx) {
-  const Dims* s = ctx.input_shape(0);
-  const int64_t d = ctx.attr_int("dtype", 0);
-  const DType dt = d > 0 && d <= static_cast<int64_t>(DType::kBFloat16) ? static_cast<DType>(d) : ctx.input_dtype(0);
-  ctx.SetTensor(0, dt, s ? std::optional<Dims>(*s) : std::nullopt);
+  ctx.SetTensor(0, ctx.attr_dtype("dtype").value_or(ctx.input_dtype(0)), ctx.input_shape_copy(0));
   return Status::Ok();
 }
 

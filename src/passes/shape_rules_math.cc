@@ -177,9 +177,8 @@ Status TopK(InferContext& ctx) {
 
 Status LayerNormalization(InferContext& ctx) {
   const Dims* in = ctx.input_shape(0);
-  ctx.SetLike(0, 0, in ? std::optional<Dims>(*in) : std::nullopt);
-  const int64_t stash = ctx.attr_int("stash_type", 1);
-  const DType sdt = stash > 0 && stash <= static_cast<int64_t>(DType::kBFloat16) ? static_cast<DType>(stash) : DType::kFloat;
+  ctx.SetLike(0, 0, ctx.input_shape_copy(0));
+  const DType sdt = ctx.attr_dtype("stash_type").value_or(DType::kFloat);
   std::optional<Dims> stat;
   if (in) {
     int64_t axis = ctx.attr_int("axis", -1);
@@ -195,7 +194,7 @@ Status LayerNormalization(InferContext& ctx) {
 
 Status BatchNormalization(InferContext& ctx) {
   const Dims* in = ctx.input_shape(0);
-  ctx.SetLike(0, 0, in ? std::optional<Dims>(*in) : std::nullopt);
+  ctx.SetLike(0, 0, ctx.input_shape_copy(0));
   // Training outputs: running/saved mean and variance, one per channel.
   std::optional<Dims> c;
   if (in && in->size() >= 2) c = Dims{(*in)[1]};

@@ -10,11 +10,6 @@
 namespace strata::passes::shape {
 namespace {
 
-std::optional<Dims> ShapeOf(const InferContext& ctx, int i) {
-  const Dims* s = ctx.input_shape(i);
-  return s ? std::optional<Dims>(*s) : std::nullopt;
-}
-
 SymValues ValuesOfDims(const Dims& d) {
   SymValues v;
   for (const auto& x : d) v.push_back(SymInt::FromDim(x));
@@ -596,7 +591,7 @@ Status Gather(InferContext& ctx) {
 }
 
 Status GatherElements(InferContext& ctx) {
-  ctx.SetLike(0, 0, ShapeOf(ctx, 1));
+  ctx.SetLike(0, 0, ctx.input_shape_copy(1));
   return Status::Ok();
 }
 
@@ -626,22 +621,9 @@ Status Expand(InferContext& ctx) {
     ctx.SetLike(0, 0, std::nullopt);
     return Status::Ok();
   }
-  // A target dim of 1 keeps the input's; an unknown one may be 1, so it keeps only a known input dim > 1.
-  const size_t r = std::max(in->size(), target->size());
-  Dims out(r);
-  for (size_t k = 0; k < r; ++k) {
-    const bool has_i = k + in->size() >= r, has_t = k + target->size() >= r;
-    const ir::Dim x = has_i ? (*in)[k + in->size() - r] : ir::Dim::Known(1);
-    const ir::Dim t = has_t ? (*target)[k + target->size() - r] : ir::Dim::Known(1);
-    if (x.known() && t.known() && x.value != t.value && x.value != 1 && t.value != 1)
-      return ctx.Error("cannot expand " + DimsToString(*in) + " to " + DimsToString(*target));
-    if (t.known() && t.value == 1) out[k] = x;
-    else if (x.known() && x.value == 1) out[k] = t;
-    else if (x.known()) out[k] = x;
-    else if (t.known()) out[k] = t;
-    else if (!x.symbol.empty() && x.symbol == t.symbol) out[k] = x;
-    else out[k] = ir::Dim{};
-  }
+  // Expand is a bidirectional (numpy) broadcast of the input's shape with the target.
+  Dims out;
+  RETURN_IF_ERROR(Broadcast(ctx, *in, *target, out));
   ctx.SetLike(0, 0, std::move(out));
   return Status::Ok();
 }
@@ -746,8 +728,7 @@ Status Compress(InferContext& ctx) {
 }
 
 Status RandomFromShape(InferContext& ctx) {
-  const int64_t d = ctx.attr_int("dtype", static_cast<int64_t>(DType::kFloat));
-  const DType dt = d > 0 && d <= static_cast<int64_t>(DType::kBFloat16) ? static_cast<DType>(d) : DType::kUndefined;
+  const DType dt = ctx.attr("dtype") ? ctx.attr_dtype("dtype").value_or(DType::kUndefined) : DType::kFloat;
   std::optional<Dims> shape;
   if (auto s = ctx.attr_ints("shape")) {
     shape.emplace();
@@ -759,17 +740,17 @@ Status RandomFromShape(InferContext& ctx) {
 
 Status QuantizeLinear(InferContext& ctx) {
   const DType dt = ctx.has_input(2) && ctx.input_dtype(2) != DType::kUndefined ? ctx.input_dtype(2) : DType::kUInt8;
-  ctx.SetTensor(0, dt, ShapeOf(ctx, 0));
+  ctx.SetTensor(0, dt, ctx.input_shape_copy(0));
   return Status::Ok();
 }
 
 Status DequantizeLinear(InferContext& ctx) {
-  ctx.SetTensor(0, DType::kFloat, ShapeOf(ctx, 0));
+  ctx.SetTensor(0, DType::kFloat, ctx.input_shape_copy(0));
   return Status::Ok();
 }
 
 Status DynamicQuantizeLinear(InferContext& ctx) {
-  ctx.SetTensor(0, DType::kUInt8, ShapeOf(ctx, 0));
+  ctx.SetTensor(0, DType::kUInt8, ctx.input_shape_copy(0));
   ctx.SetTensor(1, DType::kFloat, Dims{});
   ctx.SetTensor(2, DType::kUInt8, Dims{});
   return Status::Ok();

@@ -35,6 +35,12 @@ TEST(Import, GarbageAndTruncatedFilesGiveClearErrors) {
   auto missing = onnx_io::LoadModel("/nonexistent/model.onnx");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), StatusCode::kIoError);
+  // A directory opens but cannot be read: an I/O error naming it, not "no graph".
+  const std::string dir = std::filesystem::temp_directory_path().string();
+  auto directory = onnx_io::LoadModel(dir);
+  ASSERT_FALSE(directory.ok());
+  EXPECT_EQ(directory.status().code(), StatusCode::kIoError) << directory.status().ToString();
+  EXPECT_NE(directory.status().message().find("'" + dir + "'"), std::string::npos) << directory.status().ToString();
 }
 
 TEST(Import, UnknownOpIsReportedAtLoadWithNodeAndOpset) {

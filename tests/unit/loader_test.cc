@@ -146,9 +146,21 @@ TEST(Loader, MisalignedPayloadIsCopiedToAnAlignedBuffer) {
   }
 }
 
+// A Constant node whose float value is `values`, stored as raw_data.
+void FloatConstant(ModelBuilder& b, const std::string& out, const std::vector<float>& values) {
+  auto* a = b.Node("Constant", {}, {out}).add_attribute();
+  a->set_name("value");
+  a->set_type(onnx::AttributeProto::TENSOR);
+  a->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
+  a->mutable_t()->add_dims(static_cast<int64_t>(values.size()));
+  a->mutable_t()->set_raw_data(values.data(), values.size() * 4);
+  b.Output(out, onnx::TensorProto::FLOAT, {static_cast<int64_t>(values.size())});
+}
+
 // Many dtypes and layouts: raw payloads at every alignment, typed fields, strings, empty and
-// scalar tensors, a subgraph initializer (old path), a Constant node.
-ModelBuilder MixedModel() {
+// scalar tensors, a subgraph initializer (old path), Constant nodes. `small` keeps every payload
+// short, so the model is mostly structure (for corrupting what the wire scan reads).
+ModelBuilder MixedModel(bool small = false) {
   ModelBuilder b;
   std::mt19937 rng(7);
   std::uniform_int_distribution<int> byte(0, 255);
@@ -166,7 +178,7 @@ ModelBuilder MixedModel() {
                         {onnx::TensorProto::FLOAT16, 2}, {onnx::TensorProto::BFLOAT16, 2}, {onnx::TensorProto::UINT16, 2}};
   int k = 0;
   for (const Kind& kind : kinds) {
-    for (int64_t n : {int64_t{1}, int64_t{3}, int64_t{1029}, int64_t{3000}}) {
+    for (int64_t n : {int64_t{1}, int64_t{3}, small ? int64_t{5} : int64_t{1029}, small ? int64_t{9} : int64_t{3000}}) {
       std::string name = std::to_string(k++);
       name.insert(name.begin(), 't');
       name += std::string(static_cast<size_t>(k % 5), 'x');  // shifts later payloads' alignment
@@ -191,26 +203,10 @@ ModelBuilder MixedModel() {
   strs->add_dims(2);
   strs->add_string_data("hello");
   strs->add_string_data("");
-  // A Constant node and an If whose branch has its own initializer.
-  auto& c = b.Node("Constant", {}, {"c"});
-  auto* a = c.add_attribute();
-  a->set_name("value");
-  a->set_type(onnx::AttributeProto::TENSOR);
-  const auto cv = Ramp(2000, 2.0f);
-  a->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
-  a->mutable_t()->add_dims(2000);
-  a->mutable_t()->set_raw_data(cv.data(), cv.size() * 4);
-  b.Output("c", onnx::TensorProto::FLOAT, {2000});
-  // A large Constant stays in the proto and is borrowed from it, keeping the proto alive.
-  auto& big = b.Node("Constant", {}, {"big"});
-  auto* ba = big.add_attribute();
-  ba->set_name("value");
-  ba->set_type(onnx::AttributeProto::TENSOR);
-  const auto bv = Ramp(30000, 0.75f);
-  ba->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
-  ba->mutable_t()->add_dims(30000);
-  ba->mutable_t()->set_raw_data(bv.data(), bv.size() * 4);
-  b.Output("big", onnx::TensorProto::FLOAT, {30000});
+  // Constant nodes (a large one stays in the proto and is borrowed from it, keeping the proto
+  // alive) and an If whose branches have their own initializers.
+  FloatConstant(b, "c", Ramp(small ? 20 : 2000, 2.0f));
+  FloatConstant(b, "big", Ramp(small ? 30 : 30000, 0.75f));
   b.Input("cond", onnx::TensorProto::BOOL, {});
   auto& iff = b.Node("If", {"cond"}, {"y"});
   for (const char* branch : {"then_branch", "else_branch"}) {
@@ -222,14 +218,14 @@ ModelBuilder MixedModel() {
     auto* init = sub->add_initializer();
     init->set_name(std::string("sub_") + branch);
     init->set_data_type(onnx::TensorProto::FLOAT);
-    init->add_dims(1500);
-    const auto sv = Ramp(1500, branch[0] == 't' ? 1.0f : -1.0f);
+    const auto sv = Ramp(small ? 15 : 1500, branch[0] == 't' ? 1.0f : -1.0f);
+    init->add_dims(static_cast<int64_t>(sv.size()));
     init->set_raw_data(sv.data(), sv.size() * 4);
     auto* out = sub->add_output();
     out->set_name(init->name());
     out->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
   }
-  b.Output("y", onnx::TensorProto::FLOAT, {1500});
+  b.Output("y", onnx::TensorProto::FLOAT, {small ? 15 : 1500});
   return b;
 }
 
@@ -381,6 +377,35 @@ TEST(Loader, TruncatedAndCorruptFilesGiveErrorsNotCrashes) {
     auto m = onnx_io::LoadModelFromBytes(bad.data(), bad.size());
     if (m.ok()) (void)Session::FromModel(std::move(m).value());
   }
+}
+
+// The scan lifts payloads or declines; it never changes what the bytes mean. On corrupted
+// structure (tags, lengths, names, dims) it must give what protobuf's whole parse gives: the same
+// error kind, or the same model.
+TEST(Loader, CorruptStructureLoadsAsTheWholeFileParseDoes) {
+  const std::string bytes = MixedModel(/*small=*/true).Bytes();
+  ASSERT_LT(bytes.size(), 4000u);  // mostly structure, so most flips hit what the scan reads
+  onnx_io::ImportOptions whole;
+  whole.lift_payloads = false;
+  std::mt19937 rng(13);
+  int loaded = 0, failed = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string bad = bytes;
+    for (int j = 0, n = 1 + i % 3; j < n; ++j) bad[rng() % bad.size()] = static_cast<char>(rng());
+    auto lifted = onnx_io::LoadModelFromBytes(bad.data(), bad.size());
+    auto reference = onnx_io::LoadModelFromBytes(bad.data(), bad.size(), whole);
+    ASSERT_EQ(lifted.ok(), reference.ok()) << "corruption " << i << ": " << lifted.status().ToString() << " vs "
+                                           << reference.status().ToString();
+    if (!lifted.ok()) {
+      ++failed;
+      EXPECT_EQ(lifted.status().code(), reference.status().code()) << "corruption " << i;
+      continue;
+    }
+    ++loaded;
+    ExpectSameGraph(*reference->graph, *lifted->graph);
+  }
+  EXPECT_GT(loaded, 100);
+  EXPECT_GT(failed, 100);
 }
 
 TEST(Loader, ExternalDataStillMapsBesideLiftedPayloads) {

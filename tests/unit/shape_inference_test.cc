@@ -302,10 +302,25 @@ TEST(ShapeInference, CausalMaskSliceBroadcastsBackToSeq) {
   b.Node("Slice", {"m1", "zero", "su", "axis3", "one"}, {"m2"});
   b.Floats("ninf", {1});
   b.Node("Where", {"m2", "att", "ninf"}, {"masked"});
+  // Expanding the sliced mask to the attention's shape resolves it the same way.
+  b.Node("Shape", {"att"}, {"att_shape"});
+  b.Node("Expand", {"m2", "att_shape"}, {"mask_b"});
   auto m = b.Infer();
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   EXPECT_EQ(TypeOf(*m, "m2"), "bool[1,1,min(seq,4),min(seq,4)]");
   EXPECT_EQ(TypeOf(*m, "masked"), "float32[batch,12,seq,seq]");
+  EXPECT_EQ(TypeOf(*m, "mask_b"), "bool[batch,12,seq,seq]");
+}
+
+TEST(ShapeInference, ImpossibleExpandNamesTheNodeAndDims) {
+  Builder b(13);
+  b.In("x", {"batch", "3"}).Ints("to", {2, 4}).Out("y");
+  b.Node("Expand", {"x", "to"}, {"y"}, "bad_expand");
+  auto m = b.Infer();
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), StatusCode::kInvalidModel);
+  EXPECT_NE(m.status().message().find("bad_expand"), std::string::npos) << m.status().message();
+  EXPECT_NE(m.status().message().find("3 vs 4"), std::string::npos) << m.status().message();
 }
 
 TEST(ShapeInference, ShapeStartEndAtOpset15AndSize) {
