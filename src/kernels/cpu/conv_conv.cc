@@ -27,7 +27,7 @@ void Im2Col(const SpatialGeom& g, int64_t channels, const T* img, T* col) {
 #pragma omp parallel for if (channels * ks * os > (1 << 18)) schedule(static)
   for (int64_t row = 0; row < channels * ks; ++row) {
     const int64_t c = row / ks;
-    std::vector<int64_t> kidx(static_cast<size_t>(nd)), oidx(static_cast<size_t>(nd), 0);
+    Shape kidx(static_cast<size_t>(nd)), oidx(static_cast<size_t>(nd), 0);
     int64_t rem = row % ks;
     for (int d = nd - 1; d >= 0; --d) {
       kidx[static_cast<size_t>(d)] = rem % g.kernel[d];
@@ -72,7 +72,7 @@ void Col2ImAdd(const SpatialGeom& g, int64_t channels, const T* col, T* img) {
   const int64_t sl = g.strides[nd - 1], dl = g.dilations[nd - 1], pl = g.pad_begin[nd - 1];
 #pragma omp parallel for if (channels * ks * os > (1 << 18)) schedule(static)
   for (int64_t c = 0; c < channels; ++c) {
-    std::vector<int64_t> kidx(static_cast<size_t>(nd)), oidx(static_cast<size_t>(nd), 0);
+    Shape kidx(static_cast<size_t>(nd)), oidx(static_cast<size_t>(nd), 0);
     T* dstimg = img + c * is;
     for (int64_t kk = 0; kk < ks; ++kk) {
       int64_t rem = kk;
@@ -132,8 +132,8 @@ Status ComputeConvShape(const SpatialAttrs& a, int64_t group, const Shape& x, co
   g.kernel.assign(w.begin() + 2, w.end());
   if (!a.kernel_shape.empty() && a.kernel_shape != g.kernel)
     return InvalidArgument("Conv: kernel_shape attribute does not match W");
-  g.strides = a.strides.empty() ? std::vector<int64_t>(nsp, 1) : a.strides;
-  g.dilations = a.dilations.empty() ? std::vector<int64_t>(nsp, 1) : a.dilations;
+  g.strides = a.strides.empty() ? Shape(nsp, 1) : Shape(a.strides);
+  g.dilations = a.dilations.empty() ? Shape(nsp, 1) : Shape(a.dilations);
   RETURN_IF_ERROR(nn::ComputeForwardGeom(a, g, false));
   cs.y_shape = {cs.N, cs.M};
   cs.y_shape.insert(cs.y_shape.end(), g.out.begin(), g.out.end());
@@ -159,7 +159,7 @@ void ConvRef(const ConvShape& cs, const T* x, const T* w, const T* bias, T* y) {
   }
 }
 
-memory::dims ToDims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
+memory::dims ToDims(const Shape& v) { return memory::dims(v.begin(), v.end()); }
 
 // A oneDNN forward (de)convolution with plain user layouts on both sides.
 struct DnnlConv {
@@ -240,8 +240,8 @@ struct DnnlConv {
   }
 };
 
-std::vector<int64_t> Concat(std::initializer_list<int64_t> head, const std::vector<int64_t>& tail) {
-  std::vector<int64_t> v(head);
+Shape Concat(std::initializer_list<int64_t> head, const Shape& tail) {
+  Shape v(head);
   v.insert(v.end(), tail.begin(), tail.end());
   return v;
 }
@@ -319,7 +319,7 @@ struct ConvTShape {
   int64_t N = 0, C = 0, M = 0, G = 1;
   // Adjoint forward geometry: in = output image, out = input positions.
   SpatialGeom geom;
-  std::vector<int64_t> output_padding;
+  Shape output_padding;
   Shape y_shape;
 };
 
@@ -344,9 +344,9 @@ Status ComputeConvTShape(const ConvTAttrs& a, const Shape& x, const Shape& w, Co
   g.kernel.assign(w.begin() + 2, w.end());
   if (!a.sp.kernel_shape.empty() && a.sp.kernel_shape != g.kernel)
     return InvalidArgument("ConvTranspose: kernel_shape attribute does not match W");
-  g.strides = a.sp.strides.empty() ? std::vector<int64_t>(nsp, 1) : a.sp.strides;
-  g.dilations = a.sp.dilations.empty() ? std::vector<int64_t>(nsp, 1) : a.sp.dilations;
-  cs.output_padding = a.output_padding.empty() ? std::vector<int64_t>(nsp, 0) : a.output_padding;
+  g.strides = a.sp.strides.empty() ? Shape(nsp, 1) : Shape(a.sp.strides);
+  g.dilations = a.sp.dilations.empty() ? Shape(nsp, 1) : Shape(a.sp.dilations);
+  cs.output_padding = a.output_padding.empty() ? Shape(nsp, 0) : Shape(a.output_padding);
   if (g.strides.size() != nsp || g.dilations.size() != nsp || cs.output_padding.size() != nsp)
     return InvalidArgument("ConvTranspose: strides/dilations/output_padding do not match the spatial rank");
   if (!a.sp.pads.empty() && a.sp.pads.size() != 2 * nsp) return InvalidArgument("ConvTranspose: bad pads length");
@@ -804,8 +804,8 @@ class Col2ImKernel final : public OpKernel {
     SpatialGeom g;
     g.in = image;
     g.kernel = block;
-    g.strides = strides_.empty() ? std::vector<int64_t>(nsp, 1) : strides_;
-    g.dilations = dilations_.empty() ? std::vector<int64_t>(nsp, 1) : dilations_;
+    g.strides = strides_.empty() ? Shape(nsp, 1) : Shape(strides_);
+    g.dilations = dilations_.empty() ? Shape(nsp, 1) : Shape(dilations_);
     if (g.strides.size() != nsp || g.dilations.size() != nsp || (!pads_.empty() && pads_.size() != 2 * nsp))
       return InvalidArgument("Col2Im: attribute lengths do not match image_shape");
     for (size_t i = 0; i < nsp; ++i)

@@ -78,9 +78,10 @@ void ConvertBufferToHalf(const float* src, From* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = From(src[i]);
 }
 
-// Geometry for a conv/pool over `nsp` spatial dims.
+// Geometry for a conv/pool over `nsp` spatial dims. Shape keeps the dims inline, so kernels can
+// build it on every run without touching the heap.
 struct SpatialGeom {
-  std::vector<int64_t> in, out, kernel, strides, dilations, pad_begin, pad_end;
+  Shape in, out, kernel, strides, dilations, pad_begin, pad_end;
   int64_t in_size() const { int64_t p = 1; for (auto v : in) p *= v; return p; }
   int64_t out_size() const { int64_t p = 1; for (auto v : out) p *= v; return p; }
   int64_t kernel_size() const { int64_t p = 1; for (auto v : kernel) p *= v; return p; }

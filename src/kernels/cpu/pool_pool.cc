@@ -49,8 +49,8 @@ Status PoolGeom(const SpatialAttrs& a, const Shape& x, bool allow_dilation, Spat
                            std::to_string(nsp) + " spatial dims");
   g.in.assign(x.begin() + 2, x.end());
   g.kernel = a.kernel_shape;
-  g.strides = a.strides.empty() ? std::vector<int64_t>(nsp, 1) : a.strides;
-  g.dilations = (a.dilations.empty() || !allow_dilation) ? std::vector<int64_t>(nsp, 1) : a.dilations;
+  g.strides = a.strides.empty() ? Shape(nsp, 1) : Shape(a.strides);
+  g.dilations = (a.dilations.empty() || !allow_dilation) ? Shape(nsp, 1) : Shape(a.dilations);
   RETURN_IF_ERROR(nn::ComputeForwardGeom(a, g, a.ceil_mode));
   y_shape = {x[0], x[1]};
   y_shape.insert(y_shape.end(), g.out.begin(), g.out.end());
@@ -335,8 +335,8 @@ class MaxUnpoolKernel final : public OpKernel {
       return InvalidArgument("MaxUnpool: I must be int64 with the shape of X");
     const size_t nsp = static_cast<size_t>(X.rank() - 2);
     if (a_.kernel_shape.size() != nsp) return InvalidArgument("MaxUnpool: kernel_shape length mismatch");
-    const std::vector<int64_t> strides = a_.strides.empty() ? std::vector<int64_t>(nsp, 1) : a_.strides;
-    const std::vector<int64_t> pads = a_.pads.empty() ? std::vector<int64_t>(2 * nsp, 0) : a_.pads;
+    const Shape strides = a_.strides.empty() ? Shape(nsp, 1) : Shape(a_.strides);
+    const Shape pads = a_.pads.empty() ? Shape(2 * nsp, 0) : Shape(a_.pads);
     if (strides.size() != nsp || pads.size() != 2 * nsp) return InvalidArgument("MaxUnpool: strides/pads length mismatch");
     Shape ys{X.dim(0), X.dim(1)};
     for (size_t i = 0; i < nsp; ++i)
