@@ -486,22 +486,25 @@ class DnnlConvDriver {
   }
 
   template <typename ShapeFn>
-  Status Compute(KernelContext& ctx, const std::string& op, const ShapeFn& compute_shape) {
+  Status Compute(KernelContext& ctx, const char* op, const ShapeFn& compute_shape) {
     const Tensor& X = ctx.input_tensor(0);
     const Tensor& W = ctx.input_tensor(1);
     const Tensor* B = ctx.has_input(2) ? &ctx.input_tensor(2) : nullptr;
-    if (W.dtype() != X.dtype() || (B && B->dtype() != X.dtype())) return InvalidArgument(op + ": input dtypes differ");
+    if (W.dtype() != X.dtype() || (B && B->dtype() != X.dtype()))
+      return InvalidArgument(std::string(op) + ": input dtypes differ");
     CS cs;
     RETURN_IF_ERROR(compute_shape(X.shape(), W.shape(), cs));
-    if (B && (B->rank() != 1 || B->dim(0) != cs.M)) return InvalidArgument(op + ": B must have shape [M]");
+    if (B && (B->rank() != 1 || B->dim(0) != cs.M))
+      return InvalidArgument(std::string(op) + ": B must have shape [" + std::to_string(cs.M) + "], got " +
+                             ShapeToString(B->shape()));
     const float* residual = nullptr;
     if (ep_) {
-      if (X.dtype() != DType::kFloat) return InvalidArgument(op + ": X must be float32");
+      if (X.dtype() != DType::kFloat) return InvalidArgument(std::string(op) + ": X must be float32");
       if (ep_->has_residual()) {
         const Tensor& r = ctx.input_tensor(3);
         if (r.dtype() != DType::kFloat || r.shape() != cs.y_shape)
-          return InvalidArgument(op + ": residual must be float32 " + ShapeToString(cs.y_shape) + ", got " +
-                                 ShapeToString(r.shape()));
+          return InvalidArgument(std::string(op) + ": residual must be float32 " + ShapeToString(cs.y_shape) +
+                                 ", got " + ShapeToString(r.shape()));
         residual = r.data<float>();
       }
     }
@@ -626,13 +629,13 @@ class ConvKernel final : public OpKernel {
   }
   Status Compute(KernelContext& ctx) override {
     if (layouts_nhwc_ && ctx.input_tensor(0).rank() != 4)
-      return InvalidArgument(node_op_ + ": channels-last layouts need a 4-D input, got " +
+      return InvalidArgument(std::string(node_op_) + ": channels-last layouts need a 4-D input, got " +
                              ShapeToString(ctx.input_tensor(0).shape()));
     return driver_.Compute(ctx, node_op_, ShapeFn());
   }
 
  private:
-  std::string node_op_ = "Conv";
+  const char* node_op_ = "Conv";
   bool layouts_nhwc_ = false;
   Epilogue ep_;
   SpatialAttrs attrs_;
