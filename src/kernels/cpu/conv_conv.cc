@@ -166,7 +166,7 @@ struct DnnlConv {
   bool ok = false;
   dnnl::primitive prim;
   memory::desc user_src, user_wei, user_dst, bias_md;
-  memory::desc user_res;  // layout of the residual (FusedConv), which may differ from the output's
+  memory::desc user_res;  // layout of the residual (FusedConv with one), which may differ from the output's
   memory::desc src_md, wei_md, dst_md;  // what the primitive wants
   dnnl::memory src_mem, dst_mem;        // scratch in the primitive's layouts (when they differ)
   dnnl::memory wei_mem;                 // reordered weights (when they differ)
@@ -187,7 +187,6 @@ struct DnnlConv {
     void* dst = dst_md != user_dst ? dst_mem.get_data_handle() : y;
     if (residual) {
       if (dst_md != user_res) {
-        if (!res_reorder) res_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), user_res, Engine(), dst_md));
         res_call.Arg(DNNL_ARG_FROM, user_res, residual).Arg(DNNL_ARG_TO, dst_md, dst).Execute(res_reorder);
       } else if (residual != dst) {
         std::copy(residual, residual + user_res.get_size() / sizeof(float), static_cast<float*>(dst));
@@ -195,10 +194,7 @@ struct DnnlConv {
     }
     const void* wei = w;
     if (wei_md != user_wei) {
-      if (!weights_constant || wei_cached != w) {
-        wei_call.Arg(DNNL_ARG_FROM, user_wei, w).Arg(DNNL_ARG_TO, wei_md, wei_mem.get_data_handle()).Execute(wei_reorder);
-        wei_cached = weights_constant ? w : nullptr;
-      }
+      if (!weights_constant || wei_cached != w) ReorderWeights(w, weights_constant);
       wei = wei_mem.get_data_handle();
     }
     conv_call.Arg(DNNL_ARG_SRC, src_md, src).Arg(DNNL_ARG_WEIGHTS, wei_md, wei).Arg(DNNL_ARG_DST, dst_md, dst);
@@ -209,11 +205,12 @@ struct DnnlConv {
 
   // Reorders constant weights into the primitive's layout now (at load time) rather than on the first run.
   void PackWeights(const float* w) {
-    if (!ok || wei_md == user_wei || wei_cached == w) return;
-    memory uw(user_wei, Engine(), const_cast<float*>(w));
-    dnnl::reorder(uw, wei_mem).execute(Stream(), uw, wei_mem);
-    Stream().wait();
-    wei_cached = w;
+    if (ok && wei_md != user_wei && wei_cached != w) ReorderWeights(w, true);
+  }
+
+  void ReorderWeights(const float* w, bool constant) {
+    wei_call.Arg(DNNL_ARG_FROM, user_wei, w).Arg(DNNL_ARG_TO, wei_md, wei_mem.get_data_handle()).Execute(wei_reorder);
+    wei_cached = constant ? w : nullptr;
   }
 
   template <typename PD>
@@ -236,6 +233,7 @@ struct DnnlConv {
       wei_mem = memory(wei_md, Engine());
       wei_reorder = reorder(user_wei, wei_md);
     }
+    if (!user_res.is_zero() && user_res != dst_md) res_reorder = reorder(user_res, dst_md);
     ok = true;
   }
 };
@@ -277,7 +275,7 @@ std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias, const
   try {
     d->user_src = ActivationDesc(Concat({cs.N, cs.C}, g.in), layouts.x_nhwc);
     d->user_dst = ActivationDesc(cs.y_shape, layouts.y_nhwc);
-    d->user_res = ActivationDesc(cs.y_shape, layouts.residual_nhwc);
+    if (ep && ep->has_residual()) d->user_res = ActivationDesc(cs.y_shape, layouts.residual_nhwc);
     d->user_wei = cs.G == 1 ? nn::PlainDesc(Concat({cs.M, cs.C}, g.kernel))
                             : nn::PlainDesc(Concat({cs.G, cs.M / cs.G, cs.C / cs.G}, g.kernel));
     if (has_bias) d->bias_md = nn::PlainDesc({cs.M});
@@ -428,7 +426,6 @@ std::unique_ptr<DnnlConv> MakeDnnlConvT(const ConvTShape& cs, bool has_bias) {
     const int64_t ks = g.kernel_size(), cg = cs.C / cs.G, mg = cs.M / cs.G;
     d->user_src = nn::PlainDesc(Concat({cs.N, cs.C}, g.out));
     d->user_dst = nn::PlainDesc(cs.y_shape);
-    d->user_res = d->user_dst;
     const auto ksr = nn::RowMajorStrides(g.kernel);
     // ONNX W is [G, C/G, M/G, k...]; oneDNN wants dims [G, M/G, C/G, k...] (or [M, C, k...]).
     if (cs.G == 1) {
