@@ -7,6 +7,7 @@
 
 #include "kernels/cpu/fused_epilogue.h"
 #include "kernels/cpu/nn_common.h"
+#include "kernels/cpu/tensor_util.h"
 
 namespace strata::cpu {
 namespace {
@@ -267,11 +268,18 @@ memory::desc ActivationDesc(const std::vector<int64_t>& dims, bool nhwc) {
   return nhwc ? ChannelsLastDesc(dims) : nn::PlainDesc(dims);
 }
 
+// Copies n images of c channels by hw positions between channels-last [n, hw, c] and channels-first
+// [n, c, hw] (`to_last` picks the direction).
+void CopyChannels(const float* src, float* dst, int64_t n, int64_t c, int64_t hw, bool to_last) {
+  if (to_last) tensor::StridedCopy(src, 0, Shape{n, hw, c}, {c * hw, 1, hw}, dst);
+  else tensor::StridedCopy(src, 0, Shape{n, c, hw}, {hw * c, 1, c}, dst);
+}
+
 std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias, const Epilogue* ep,
                                        const ConvLayouts& layouts = {}) {
   auto d = std::make_unique<DnnlConv>();
   const SpatialGeom& g = cs.geom;
-  if (NumElements(cs.y_shape) == 0 || cs.C == 0) return d;
+  if (NumElements(cs.y_shape) == 0 || cs.C == 0 || nn::ConvReferenceForced()) return d;
   try {
     d->user_src = ActivationDesc(Concat({cs.N, cs.C}, g.in), layouts.x_nhwc);
     d->user_dst = ActivationDesc(cs.y_shape, layouts.y_nhwc);
@@ -414,7 +422,7 @@ void ConvTransposeRef(const ConvTShape& cs, const T* x, const T* w, const T* bia
 std::unique_ptr<DnnlConv> MakeDnnlConvT(const ConvTShape& cs, bool has_bias) {
   auto d = std::make_unique<DnnlConv>();
   const SpatialGeom& g = cs.geom;
-  if (NumElements(cs.y_shape) == 0 || cs.C == 0) return d;
+  if (NumElements(cs.y_shape) == 0 || cs.C == 0 || nn::ConvReferenceForced()) return d;
   const size_t nsp = g.in.size();
   std::vector<int64_t> pad_r(nsp);
   for (size_t i = 0; i < nsp; ++i) {
@@ -556,28 +564,24 @@ class DnnlConvDriver {
       const int64_t n = cs.N, c = cs.C, m = cs.M, y_count = NumElements(cs.y_shape);
       const int64_t in_hw = n * c == 0 ? 0 : NumElements(xs) / (n * c), out_hw = n * m == 0 ? 0 : y_count / (n * m);
       std::vector<float> xn, yn(static_cast<size_t>(y_count)), rn;
-      if (layouts_.x_nhwc) xn = ChannelsLastToFirst(x, n, c, in_hw);
-      if (residual && layouts_.residual_nhwc) rn = ChannelsLastToFirst(residual, n, m, out_hw);
-      Reference<float>(cs, layouts_.x_nhwc ? xn.data() : x, w, b, yn.data());
-      if (ep_) ep_->Apply(yn.data(), y_count, residual && layouts_.residual_nhwc ? rn.data() : residual);
-      if (layouts_.y_nhwc) ChannelsFirstToLast(yn.data(), y, n, m, out_hw);
+      if (layouts_.x_nhwc) {
+        xn.resize(static_cast<size_t>(NumElements(xs)));
+        CopyChannels(x, xn.data(), n, c, in_hw, false);
+        x = xn.data();
+      }
+      if (residual && layouts_.residual_nhwc) {
+        rn.resize(static_cast<size_t>(y_count));
+        CopyChannels(residual, rn.data(), n, m, out_hw, false);
+        residual = rn.data();
+      }
+      Reference<float>(cs, x, w, b, yn.data());
+      if (ep_) ep_->Apply(yn.data(), y_count, residual);
+      if (layouts_.y_nhwc) CopyChannels(yn.data(), y, n, m, out_hw, true);
       else std::copy(yn.begin(), yn.end(), y);
       return;
     }
     Reference<float>(cs, x, w, b, y);
     if (ep_) ep_->Apply(y, NumElements(cs.y_shape), residual);
-  }
-  static std::vector<float> ChannelsLastToFirst(const float* src, int64_t n, int64_t c, int64_t hw) {
-    std::vector<float> out(static_cast<size_t>(n * c * hw));
-    for (int64_t b = 0; b < n; ++b)
-      for (int64_t p = 0; p < hw; ++p)
-        for (int64_t k = 0; k < c; ++k) out[static_cast<size_t>((b * c + k) * hw + p)] = src[(b * hw + p) * c + k];
-    return out;
-  }
-  static void ChannelsFirstToLast(const float* src, float* dst, int64_t n, int64_t c, int64_t hw) {
-    for (int64_t b = 0; b < n; ++b)
-      for (int64_t k = 0; k < c; ++k)
-        for (int64_t p = 0; p < hw; ++p) dst[(b * hw + p) * c + k] = src[(b * c + k) * hw + p];
   }
 
   const Epilogue* ep_ = nullptr;

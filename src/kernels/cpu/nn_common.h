@@ -38,6 +38,11 @@ class DnnlCall {
   std::vector<dnnl_exec_arg_t> args_;
 };
 
+// Tests only: while set, Conv/ConvTranspose/FusedConv build no oneDNN primitive (when they load or
+// meet new shapes) and run their reference paths instead. Like vec::ForceIsa.
+void ForceConvReference(bool on);
+bool ConvReferenceForced();
+
 // Plain row-major oneDNN memory descriptor for the given dims.
 dnnl::memory::desc PlainDesc(const std::vector<int64_t>& dims, dnnl::memory::data_type dt = dnnl::memory::data_type::f32);
 
