@@ -7,6 +7,7 @@
 
 #include "kernels/cpu/fused_epilogue.h"
 #include "kernels/cpu/nn_common.h"
+#include "kernels/cpu/tensor_util.h"
 
 namespace strata::cpu {
 namespace {
@@ -27,7 +28,7 @@ void Im2Col(const SpatialGeom& g, int64_t channels, const T* img, T* col) {
 #pragma omp parallel for if (channels * ks * os > (1 << 18)) schedule(static)
   for (int64_t row = 0; row < channels * ks; ++row) {
     const int64_t c = row / ks;
-    std::vector<int64_t> kidx(static_cast<size_t>(nd)), oidx(static_cast<size_t>(nd), 0);
+    Shape kidx(static_cast<size_t>(nd)), oidx(static_cast<size_t>(nd), 0);
     int64_t rem = row % ks;
     for (int d = nd - 1; d >= 0; --d) {
       kidx[static_cast<size_t>(d)] = rem % g.kernel[d];
@@ -72,7 +73,7 @@ void Col2ImAdd(const SpatialGeom& g, int64_t channels, const T* col, T* img) {
   const int64_t sl = g.strides[nd - 1], dl = g.dilations[nd - 1], pl = g.pad_begin[nd - 1];
 #pragma omp parallel for if (channels * ks * os > (1 << 18)) schedule(static)
   for (int64_t c = 0; c < channels; ++c) {
-    std::vector<int64_t> kidx(static_cast<size_t>(nd)), oidx(static_cast<size_t>(nd), 0);
+    Shape kidx(static_cast<size_t>(nd)), oidx(static_cast<size_t>(nd), 0);
     T* dstimg = img + c * is;
     for (int64_t kk = 0; kk < ks; ++kk) {
       int64_t rem = kk;
@@ -132,8 +133,8 @@ Status ComputeConvShape(const SpatialAttrs& a, int64_t group, const Shape& x, co
   g.kernel.assign(w.begin() + 2, w.end());
   if (!a.kernel_shape.empty() && a.kernel_shape != g.kernel)
     return InvalidArgument("Conv: kernel_shape attribute does not match W");
-  g.strides = a.strides.empty() ? std::vector<int64_t>(nsp, 1) : a.strides;
-  g.dilations = a.dilations.empty() ? std::vector<int64_t>(nsp, 1) : a.dilations;
+  g.strides = a.strides.empty() ? Shape(nsp, 1) : Shape(a.strides);
+  g.dilations = a.dilations.empty() ? Shape(nsp, 1) : Shape(a.dilations);
   RETURN_IF_ERROR(nn::ComputeForwardGeom(a, g, false));
   cs.y_shape = {cs.N, cs.M};
   cs.y_shape.insert(cs.y_shape.end(), g.out.begin(), g.out.end());
@@ -159,14 +160,14 @@ void ConvRef(const ConvShape& cs, const T* x, const T* w, const T* bias, T* y) {
   }
 }
 
-memory::dims ToDims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
+memory::dims ToDims(const Shape& v) { return memory::dims(v.begin(), v.end()); }
 
 // A oneDNN forward (de)convolution with plain user layouts on both sides.
 struct DnnlConv {
   bool ok = false;
   dnnl::primitive prim;
   memory::desc user_src, user_wei, user_dst, bias_md;
-  memory::desc user_res;  // layout of the residual (FusedConv), which may differ from the output's
+  memory::desc user_res;  // layout of the residual (FusedConv with one), which may differ from the output's
   memory::desc src_md, wei_md, dst_md;  // what the primitive wants
   dnnl::memory src_mem, dst_mem;        // scratch in the primitive's layouts (when they differ)
   dnnl::memory wei_mem;                 // reordered weights (when they differ)
@@ -187,7 +188,6 @@ struct DnnlConv {
     void* dst = dst_md != user_dst ? dst_mem.get_data_handle() : y;
     if (residual) {
       if (dst_md != user_res) {
-        if (!res_reorder) res_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), user_res, Engine(), dst_md));
         res_call.Arg(DNNL_ARG_FROM, user_res, residual).Arg(DNNL_ARG_TO, dst_md, dst).Execute(res_reorder);
       } else if (residual != dst) {
         std::copy(residual, residual + user_res.get_size() / sizeof(float), static_cast<float*>(dst));
@@ -195,10 +195,7 @@ struct DnnlConv {
     }
     const void* wei = w;
     if (wei_md != user_wei) {
-      if (!weights_constant || wei_cached != w) {
-        wei_call.Arg(DNNL_ARG_FROM, user_wei, w).Arg(DNNL_ARG_TO, wei_md, wei_mem.get_data_handle()).Execute(wei_reorder);
-        wei_cached = weights_constant ? w : nullptr;
-      }
+      if (!weights_constant || wei_cached != w) ReorderWeights(w, weights_constant);
       wei = wei_mem.get_data_handle();
     }
     conv_call.Arg(DNNL_ARG_SRC, src_md, src).Arg(DNNL_ARG_WEIGHTS, wei_md, wei).Arg(DNNL_ARG_DST, dst_md, dst);
@@ -209,11 +206,12 @@ struct DnnlConv {
 
   // Reorders constant weights into the primitive's layout now (at load time) rather than on the first run.
   void PackWeights(const float* w) {
-    if (!ok || wei_md == user_wei || wei_cached == w) return;
-    memory uw(user_wei, Engine(), const_cast<float*>(w));
-    dnnl::reorder(uw, wei_mem).execute(Stream(), uw, wei_mem);
-    Stream().wait();
-    wei_cached = w;
+    if (ok && wei_md != user_wei && wei_cached != w) ReorderWeights(w, true);
+  }
+
+  void ReorderWeights(const float* w, bool constant) {
+    wei_call.Arg(DNNL_ARG_FROM, user_wei, w).Arg(DNNL_ARG_TO, wei_md, wei_mem.get_data_handle()).Execute(wei_reorder);
+    wei_cached = constant ? w : nullptr;
   }
 
   template <typename PD>
@@ -236,12 +234,13 @@ struct DnnlConv {
       wei_mem = memory(wei_md, Engine());
       wei_reorder = reorder(user_wei, wei_md);
     }
+    if (!user_res.is_zero() && user_res != dst_md) res_reorder = reorder(user_res, dst_md);
     ok = true;
   }
 };
 
-std::vector<int64_t> Concat(std::initializer_list<int64_t> head, const std::vector<int64_t>& tail) {
-  std::vector<int64_t> v(head);
+Shape Concat(std::initializer_list<int64_t> head, const Shape& tail) {
+  Shape v(head);
   v.insert(v.end(), tail.begin(), tail.end());
   return v;
 }
@@ -269,15 +268,22 @@ memory::desc ActivationDesc(const std::vector<int64_t>& dims, bool nhwc) {
   return nhwc ? ChannelsLastDesc(dims) : nn::PlainDesc(dims);
 }
 
+// Copies n images of c channels by hw positions between channels-last [n, hw, c] and channels-first
+// [n, c, hw] (`to_last` picks the direction).
+void CopyChannels(const float* src, float* dst, int64_t n, int64_t c, int64_t hw, bool to_last) {
+  if (to_last) tensor::StridedCopy(src, 0, Shape{n, hw, c}, {c * hw, 1, hw}, dst);
+  else tensor::StridedCopy(src, 0, Shape{n, c, hw}, {hw * c, 1, c}, dst);
+}
+
 std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias, const Epilogue* ep,
                                        const ConvLayouts& layouts = {}) {
   auto d = std::make_unique<DnnlConv>();
   const SpatialGeom& g = cs.geom;
-  if (NumElements(cs.y_shape) == 0 || cs.C == 0) return d;
+  if (NumElements(cs.y_shape) == 0 || cs.C == 0 || nn::ConvReferenceForced()) return d;
   try {
     d->user_src = ActivationDesc(Concat({cs.N, cs.C}, g.in), layouts.x_nhwc);
     d->user_dst = ActivationDesc(cs.y_shape, layouts.y_nhwc);
-    d->user_res = ActivationDesc(cs.y_shape, layouts.residual_nhwc);
+    if (ep && ep->has_residual()) d->user_res = ActivationDesc(cs.y_shape, layouts.residual_nhwc);
     d->user_wei = cs.G == 1 ? nn::PlainDesc(Concat({cs.M, cs.C}, g.kernel))
                             : nn::PlainDesc(Concat({cs.G, cs.M / cs.G, cs.C / cs.G}, g.kernel));
     if (has_bias) d->bias_md = nn::PlainDesc({cs.M});
@@ -319,7 +325,7 @@ struct ConvTShape {
   int64_t N = 0, C = 0, M = 0, G = 1;
   // Adjoint forward geometry: in = output image, out = input positions.
   SpatialGeom geom;
-  std::vector<int64_t> output_padding;
+  Shape output_padding;
   Shape y_shape;
 };
 
@@ -344,9 +350,9 @@ Status ComputeConvTShape(const ConvTAttrs& a, const Shape& x, const Shape& w, Co
   g.kernel.assign(w.begin() + 2, w.end());
   if (!a.sp.kernel_shape.empty() && a.sp.kernel_shape != g.kernel)
     return InvalidArgument("ConvTranspose: kernel_shape attribute does not match W");
-  g.strides = a.sp.strides.empty() ? std::vector<int64_t>(nsp, 1) : a.sp.strides;
-  g.dilations = a.sp.dilations.empty() ? std::vector<int64_t>(nsp, 1) : a.sp.dilations;
-  cs.output_padding = a.output_padding.empty() ? std::vector<int64_t>(nsp, 0) : a.output_padding;
+  g.strides = a.sp.strides.empty() ? Shape(nsp, 1) : Shape(a.sp.strides);
+  g.dilations = a.sp.dilations.empty() ? Shape(nsp, 1) : Shape(a.sp.dilations);
+  cs.output_padding = a.output_padding.empty() ? Shape(nsp, 0) : Shape(a.output_padding);
   if (g.strides.size() != nsp || g.dilations.size() != nsp || cs.output_padding.size() != nsp)
     return InvalidArgument("ConvTranspose: strides/dilations/output_padding do not match the spatial rank");
   if (!a.sp.pads.empty() && a.sp.pads.size() != 2 * nsp) return InvalidArgument("ConvTranspose: bad pads length");
@@ -416,7 +422,7 @@ void ConvTransposeRef(const ConvTShape& cs, const T* x, const T* w, const T* bia
 std::unique_ptr<DnnlConv> MakeDnnlConvT(const ConvTShape& cs, bool has_bias) {
   auto d = std::make_unique<DnnlConv>();
   const SpatialGeom& g = cs.geom;
-  if (NumElements(cs.y_shape) == 0 || cs.C == 0) return d;
+  if (NumElements(cs.y_shape) == 0 || cs.C == 0 || nn::ConvReferenceForced()) return d;
   const size_t nsp = g.in.size();
   std::vector<int64_t> pad_r(nsp);
   for (size_t i = 0; i < nsp; ++i) {
@@ -428,7 +434,6 @@ std::unique_ptr<DnnlConv> MakeDnnlConvT(const ConvTShape& cs, bool has_bias) {
     const int64_t ks = g.kernel_size(), cg = cs.C / cs.G, mg = cs.M / cs.G;
     d->user_src = nn::PlainDesc(Concat({cs.N, cs.C}, g.out));
     d->user_dst = nn::PlainDesc(cs.y_shape);
-    d->user_res = d->user_dst;
     const auto ksr = nn::RowMajorStrides(g.kernel);
     // ONNX W is [G, C/G, M/G, k...]; oneDNN wants dims [G, M/G, C/G, k...] (or [M, C, k...]).
     if (cs.G == 1) {
@@ -486,22 +491,25 @@ class DnnlConvDriver {
   }
 
   template <typename ShapeFn>
-  Status Compute(KernelContext& ctx, const std::string& op, const ShapeFn& compute_shape) {
+  Status Compute(KernelContext& ctx, const char* op, const ShapeFn& compute_shape) {
     const Tensor& X = ctx.input_tensor(0);
     const Tensor& W = ctx.input_tensor(1);
     const Tensor* B = ctx.has_input(2) ? &ctx.input_tensor(2) : nullptr;
-    if (W.dtype() != X.dtype() || (B && B->dtype() != X.dtype())) return InvalidArgument(op + ": input dtypes differ");
+    if (W.dtype() != X.dtype() || (B && B->dtype() != X.dtype()))
+      return InvalidArgument(std::string(op) + ": input dtypes differ");
     CS cs;
     RETURN_IF_ERROR(compute_shape(X.shape(), W.shape(), cs));
-    if (B && (B->rank() != 1 || B->dim(0) != cs.M)) return InvalidArgument(op + ": B must have shape [M]");
+    if (B && (B->rank() != 1 || B->dim(0) != cs.M))
+      return InvalidArgument(std::string(op) + ": B must have shape [" + std::to_string(cs.M) + "], got " +
+                             ShapeToString(B->shape()));
     const float* residual = nullptr;
     if (ep_) {
-      if (X.dtype() != DType::kFloat) return InvalidArgument(op + ": X must be float32");
+      if (X.dtype() != DType::kFloat) return InvalidArgument(std::string(op) + ": X must be float32");
       if (ep_->has_residual()) {
         const Tensor& r = ctx.input_tensor(3);
         if (r.dtype() != DType::kFloat || r.shape() != cs.y_shape)
-          return InvalidArgument(op + ": residual must be float32 " + ShapeToString(cs.y_shape) + ", got " +
-                                 ShapeToString(r.shape()));
+          return InvalidArgument(std::string(op) + ": residual must be float32 " + ShapeToString(cs.y_shape) +
+                                 ", got " + ShapeToString(r.shape()));
         residual = r.data<float>();
       }
     }
@@ -556,28 +564,24 @@ class DnnlConvDriver {
       const int64_t n = cs.N, c = cs.C, m = cs.M, y_count = NumElements(cs.y_shape);
       const int64_t in_hw = n * c == 0 ? 0 : NumElements(xs) / (n * c), out_hw = n * m == 0 ? 0 : y_count / (n * m);
       std::vector<float> xn, yn(static_cast<size_t>(y_count)), rn;
-      if (layouts_.x_nhwc) xn = ChannelsLastToFirst(x, n, c, in_hw);
-      if (residual && layouts_.residual_nhwc) rn = ChannelsLastToFirst(residual, n, m, out_hw);
-      Reference<float>(cs, layouts_.x_nhwc ? xn.data() : x, w, b, yn.data());
-      if (ep_) ep_->Apply(yn.data(), y_count, residual && layouts_.residual_nhwc ? rn.data() : residual);
-      if (layouts_.y_nhwc) ChannelsFirstToLast(yn.data(), y, n, m, out_hw);
+      if (layouts_.x_nhwc) {
+        xn.resize(static_cast<size_t>(NumElements(xs)));
+        CopyChannels(x, xn.data(), n, c, in_hw, false);
+        x = xn.data();
+      }
+      if (residual && layouts_.residual_nhwc) {
+        rn.resize(static_cast<size_t>(y_count));
+        CopyChannels(residual, rn.data(), n, m, out_hw, false);
+        residual = rn.data();
+      }
+      Reference<float>(cs, x, w, b, yn.data());
+      if (ep_) ep_->Apply(yn.data(), y_count, residual);
+      if (layouts_.y_nhwc) CopyChannels(yn.data(), y, n, m, out_hw, true);
       else std::copy(yn.begin(), yn.end(), y);
       return;
     }
     Reference<float>(cs, x, w, b, y);
     if (ep_) ep_->Apply(y, NumElements(cs.y_shape), residual);
-  }
-  static std::vector<float> ChannelsLastToFirst(const float* src, int64_t n, int64_t c, int64_t hw) {
-    std::vector<float> out(static_cast<size_t>(n * c * hw));
-    for (int64_t b = 0; b < n; ++b)
-      for (int64_t p = 0; p < hw; ++p)
-        for (int64_t k = 0; k < c; ++k) out[static_cast<size_t>((b * c + k) * hw + p)] = src[(b * hw + p) * c + k];
-    return out;
-  }
-  static void ChannelsFirstToLast(const float* src, float* dst, int64_t n, int64_t c, int64_t hw) {
-    for (int64_t b = 0; b < n; ++b)
-      for (int64_t k = 0; k < c; ++k)
-        for (int64_t p = 0; p < hw; ++p) dst[(b * hw + p) * c + k] = src[(b * c + k) * hw + p];
   }
 
   const Epilogue* ep_ = nullptr;
@@ -626,13 +630,13 @@ class ConvKernel final : public OpKernel {
   }
   Status Compute(KernelContext& ctx) override {
     if (layouts_nhwc_ && ctx.input_tensor(0).rank() != 4)
-      return InvalidArgument(node_op_ + ": channels-last layouts need a 4-D input, got " +
+      return InvalidArgument(std::string(node_op_) + ": channels-last layouts need a 4-D input, got " +
                              ShapeToString(ctx.input_tensor(0).shape()));
     return driver_.Compute(ctx, node_op_, ShapeFn());
   }
 
  private:
-  std::string node_op_ = "Conv";
+  const char* node_op_ = "Conv";
   bool layouts_nhwc_ = false;
   Epilogue ep_;
   SpatialAttrs attrs_;
@@ -804,8 +808,8 @@ class Col2ImKernel final : public OpKernel {
     SpatialGeom g;
     g.in = image;
     g.kernel = block;
-    g.strides = strides_.empty() ? std::vector<int64_t>(nsp, 1) : strides_;
-    g.dilations = dilations_.empty() ? std::vector<int64_t>(nsp, 1) : dilations_;
+    g.strides = strides_.empty() ? Shape(nsp, 1) : Shape(strides_);
+    g.dilations = dilations_.empty() ? Shape(nsp, 1) : Shape(dilations_);
     if (g.strides.size() != nsp || g.dilations.size() != nsp || (!pads_.empty() && pads_.size() != 2 * nsp))
       return InvalidArgument("Col2Im: attribute lengths do not match image_shape");
     for (size_t i = 0; i < nsp; ++i)

@@ -25,9 +25,14 @@ struct MatMulGeom {
   Shape batch;                       // broadcast batch shape
   std::vector<int64_t> a_off, b_off;  // per batch: element offsets of each A/B matrix
   Shape a_batch, b_batch;            // batch dims of A/B padded to batch rank
+  bool built = false;                // describes a_shape x b_shape
 };
 
+// Fills `g` for A of shape `a` times B of shape `b`. A kernel keeps its MatMulGeom between runs: when
+// the shapes are those of the last successful build, it is reused as it is.
 Status BuildMatMulGeom(const Shape& a, const Shape& b, MatMulGeom& g) {
+  if (g.built && a == g.a_shape && b == g.b_shape) return Status::Ok();
+  g.built = false;
   if (a.empty() || b.empty()) return InvalidArgument("MatMul inputs must have rank >= 1");
   g.a_shape = a;
   g.b_shape = b;
@@ -63,6 +68,7 @@ Status BuildMatMulGeom(const Shape& a, const Shape& b, MatMulGeom& g) {
       g.b_off[static_cast<size_t>(o)] = ib * bm;
     });
   }
+  g.built = true;
   return Status::Ok();
 }
 
@@ -175,10 +181,7 @@ class MatMulKernel final : public OpKernel {
     bool ka, kb;
     Shape a = KnownShape(info, 0, &ka), b = KnownShape(info, 1, &kb);
     const ir::TypeInfo* t = info.input_type(0);
-    if (ka && kb && t && t->elem_type == DType::kFloat) {
-      MatMulGeom g;
-      if (BuildMatMulGeom(a, b, g).ok()) fmm_.Prepare(g);
-    }
+    if (ka && kb && t && t->elem_type == DType::kFloat && BuildMatMulGeom(a, b, geom_).ok()) fmm_.Prepare(geom_);
     return Status::Ok();
   }
 
@@ -186,10 +189,10 @@ class MatMulKernel final : public OpKernel {
     const Tensor& A = ctx.input_tensor(0);
     const Tensor& B = ctx.input_tensor(1);
     if (A.dtype() != B.dtype()) return InvalidArgument("MatMul: A and B dtypes differ");
-    MatMulGeom g;
-    RETURN_IF_ERROR(BuildMatMulGeom(A.shape(), B.shape(), g));
+    std::lock_guard<std::mutex> lock(mu_);  // the geometry and cached primitive are per-kernel state
+    RETURN_IF_ERROR(BuildMatMulGeom(A.shape(), B.shape(), geom_));
+    const MatMulGeom& g = geom_;
     ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, A.dtype(), g.out));
-    std::lock_guard<std::mutex> lock(mu_);  // the cached primitive is per-kernel state
     return Dispatch(MatMulTypes{}, A.dtype(), [&](auto* tag) -> Status {
       using T = std::remove_pointer_t<decltype(tag)>;
       if constexpr (std::is_same_v<T, float>) {
@@ -214,6 +217,7 @@ class MatMulKernel final : public OpKernel {
 
  private:
   std::mutex mu_;
+  MatMulGeom geom_;
   FloatMatMul fmm_;
 };
 
@@ -227,8 +231,7 @@ class FusedMatMulKernel final : public OpKernel {
     fmm_.Configure(&ep_, bias_);
     bool ka, kb;
     Shape a = KnownShape(info, 0, &ka), b = KnownShape(info, 1, &kb);
-    MatMulGeom g;
-    if (ka && kb && BuildMatMulGeom(a, b, g).ok()) fmm_.Prepare(g);
+    if (ka && kb && BuildMatMulGeom(a, b, geom_).ok()) fmm_.Prepare(geom_);
     return Status::Ok();
   }
 
@@ -236,8 +239,9 @@ class FusedMatMulKernel final : public OpKernel {
     const Tensor& A = ctx.input_tensor(0);
     const Tensor& B = ctx.input_tensor(1);
     if (A.dtype() != DType::kFloat || B.dtype() != DType::kFloat) return InvalidArgument("FusedMatMul: A and B must be float32");
-    MatMulGeom g;
-    RETURN_IF_ERROR(BuildMatMulGeom(A.shape(), B.shape(), g));
+    std::lock_guard<std::mutex> lock(mu_);  // the geometry and cached primitive are per-kernel state
+    RETURN_IF_ERROR(BuildMatMulGeom(A.shape(), B.shape(), geom_));
+    const MatMulGeom& g = geom_;
     const float* bias = nullptr;
     if (bias_) {
       const Tensor& t = ctx.input_tensor(2);
@@ -255,7 +259,6 @@ class FusedMatMulKernel final : public OpKernel {
       residual = r.data<float>();
     }
     ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kFloat, g.out));
-    std::lock_guard<std::mutex> lock(mu_);
     fmm_.Run(g, A.data<float>(), B.data<float>(), Y->data<float>(), bias, residual);
     return Status::Ok();
   }
@@ -264,6 +267,7 @@ class FusedMatMulKernel final : public OpKernel {
   std::mutex mu_;
   Epilogue ep_;
   bool bias_ = false;
+  MatMulGeom geom_;
   FloatMatMul fmm_;
 };
 

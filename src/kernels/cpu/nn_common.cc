@@ -1,6 +1,15 @@
 #include "kernels/cpu/nn_common.h"
 
+#include <atomic>
+
 namespace strata::cpu::nn {
+
+namespace {
+std::atomic<bool> conv_reference_forced{false};
+}  // namespace
+
+void ForceConvReference(bool on) { conv_reference_forced = on; }
+bool ConvReferenceForced() { return conv_reference_forced; }
 
 dnnl::engine& Engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);

@@ -38,6 +38,11 @@ class DnnlCall {
   std::vector<dnnl_exec_arg_t> args_;
 };
 
+// Tests only: while set, Conv/ConvTranspose/FusedConv build no oneDNN primitive (when they load or
+// meet new shapes) and run their reference paths instead. Like vec::ForceIsa.
+void ForceConvReference(bool on);
+bool ConvReferenceForced();
+
 // Plain row-major oneDNN memory descriptor for the given dims.
 dnnl::memory::desc PlainDesc(const std::vector<int64_t>& dims, dnnl::memory::data_type dt = dnnl::memory::data_type::f32);
 
@@ -78,9 +83,10 @@ void ConvertBufferToHalf(const float* src, From* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = From(src[i]);
 }
 
-// Geometry for a conv/pool over `nsp` spatial dims.
+// Geometry for a conv/pool over `nsp` spatial dims. Shape keeps the dims inline, so kernels can
+// build it on every run without touching the heap.
 struct SpatialGeom {
-  std::vector<int64_t> in, out, kernel, strides, dilations, pad_begin, pad_end;
+  Shape in, out, kernel, strides, dilations, pad_begin, pad_end;
   int64_t in_size() const { int64_t p = 1; for (auto v : in) p *= v; return p; }
   int64_t out_size() const { int64_t p = 1; for (auto v : out) p *= v; return p; }
   int64_t kernel_size() const { int64_t p = 1; for (auto v : kernel) p *= v; return p; }

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 
+#include "kernels/cpu/elementwise_common.h"
 #include "kernels/cpu/nn_common.h"
 
 namespace strata::cpu {
@@ -11,6 +12,7 @@ namespace {
 
 using nn::SpatialAttrs;
 using nn::SpatialGeom;
+using ew::ParallelFor;
 
 // 3-D padded view of a pooling geometry.
 struct Geom3 {
@@ -49,8 +51,8 @@ Status PoolGeom(const SpatialAttrs& a, const Shape& x, bool allow_dilation, Spat
                            std::to_string(nsp) + " spatial dims");
   g.in.assign(x.begin() + 2, x.end());
   g.kernel = a.kernel_shape;
-  g.strides = a.strides.empty() ? std::vector<int64_t>(nsp, 1) : a.strides;
-  g.dilations = (a.dilations.empty() || !allow_dilation) ? std::vector<int64_t>(nsp, 1) : a.dilations;
+  g.strides = a.strides.empty() ? Shape(nsp, 1) : Shape(a.strides);
+  g.dilations = (a.dilations.empty() || !allow_dilation) ? Shape(nsp, 1) : Shape(a.dilations);
   RETURN_IF_ERROR(nn::ComputeForwardGeom(a, g, a.ceil_mode));
   y_shape = {x[0], x[1]};
   y_shape.insert(y_shape.end(), g.out.begin(), g.out.end());
@@ -92,16 +94,26 @@ inline int64_t PaddedTaps(const Geom3& g, int dim, int64_t o) {
   return c;
 }
 
+// ParallelFor threshold, in planes of `plane_size` elements, for going parallel above `elements`.
+// (ParallelFor runs small loops inline: a serial `omp parallel if` region still allocates a team.)
+inline int64_t PlaneThreshold(int64_t plane_size, int64_t elements) {
+  return std::max<int64_t>(2, elements / std::max<int64_t>(plane_size, 1));
+}
+
 // Runs f(plane_index, out_offset, o0, o1, o2) over all planes and output positions in parallel.
 template <typename F>
 void ForOutputs(const Geom3& g, int64_t planes, F&& f) {
   const int64_t os = g.out_size();
-  const int64_t total = planes * os;
-#pragma omp parallel for if (total > 4096) schedule(static)
-  for (int64_t p = 0; p < planes; ++p)
-    for (int64_t o0 = 0; o0 < g.out[0]; ++o0)
-      for (int64_t o1 = 0; o1 < g.out[1]; ++o1)
-        for (int64_t o2 = 0; o2 < g.out[2]; ++o2) f(p, p * os + (o0 * g.out[1] + o1) * g.out[2] + o2, o0, o1, o2);
+  ParallelFor(
+      planes,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t p = begin; p < end; ++p)
+          for (int64_t o0 = 0; o0 < g.out[0]; ++o0)
+            for (int64_t o1 = 0; o1 < g.out[1]; ++o1)
+              for (int64_t o2 = 0; o2 < g.out[2]; ++o2)
+                f(p, p * os + (o0 * g.out[1] + o1) * g.out[2] + o2, o0, o1, o2);
+      },
+      PlaneThreshold(os, 4096));
 }
 
 using PoolFloatTypes = TypeList<float, double, Float16, BFloat16>;
@@ -291,24 +303,28 @@ class GlobalPoolKernel final : public OpKernel {
       using A = ComputeType<T>;
       const T* x = X.data<T>();
       T* y = Y->data<T>();
-#pragma omp parallel for if (X.numel() > (1 << 16)) schedule(static)
-      for (int64_t p = 0; p < planes; ++p) {
-        const T* xp = x + p * is;
-        A acc;
-        if constexpr (K == GlobalKind::kMax) {
-          acc = -std::numeric_limits<A>::infinity();
-          for (int64_t i = 0; i < is; ++i) acc = std::max(acc, static_cast<A>(xp[i]));
-        } else if constexpr (K == GlobalKind::kAvg) {
-          acc = 0;
-          for (int64_t i = 0; i < is; ++i) acc += static_cast<A>(xp[i]);
-          acc = is ? acc / static_cast<A>(is) : A(0);
-        } else {
-          acc = 0;
-          for (int64_t i = 0; i < is; ++i) acc += LpTerm(static_cast<A>(xp[i]), p_);
-          acc = LpFinish(acc, p_);
-        }
-        y[p] = static_cast<T>(acc);
-      }
+      ParallelFor(
+          planes,
+          [&](int64_t begin, int64_t end) {
+            for (int64_t p = begin; p < end; ++p) {
+              const T* xp = x + p * is;
+              A acc;
+              if constexpr (K == GlobalKind::kMax) {
+                acc = -std::numeric_limits<A>::infinity();
+                for (int64_t i = 0; i < is; ++i) acc = std::max(acc, static_cast<A>(xp[i]));
+              } else if constexpr (K == GlobalKind::kAvg) {
+                acc = 0;
+                for (int64_t i = 0; i < is; ++i) acc += static_cast<A>(xp[i]);
+                acc = is ? acc / static_cast<A>(is) : A(0);
+              } else {
+                acc = 0;
+                for (int64_t i = 0; i < is; ++i) acc += LpTerm(static_cast<A>(xp[i]), p_);
+                acc = LpFinish(acc, p_);
+              }
+              y[p] = static_cast<T>(acc);
+            }
+          },
+          PlaneThreshold(is, 1 << 16));
       return Status::Ok();
     });
   }
@@ -335,8 +351,8 @@ class MaxUnpoolKernel final : public OpKernel {
       return InvalidArgument("MaxUnpool: I must be int64 with the shape of X");
     const size_t nsp = static_cast<size_t>(X.rank() - 2);
     if (a_.kernel_shape.size() != nsp) return InvalidArgument("MaxUnpool: kernel_shape length mismatch");
-    const std::vector<int64_t> strides = a_.strides.empty() ? std::vector<int64_t>(nsp, 1) : a_.strides;
-    const std::vector<int64_t> pads = a_.pads.empty() ? std::vector<int64_t>(2 * nsp, 0) : a_.pads;
+    const Shape strides = a_.strides.empty() ? Shape(nsp, 1) : Shape(a_.strides);
+    const Shape pads = a_.pads.empty() ? Shape(2 * nsp, 0) : Shape(a_.pads);
     if (strides.size() != nsp || pads.size() != 2 * nsp) return InvalidArgument("MaxUnpool: strides/pads length mismatch");
     Shape ys{X.dim(0), X.dim(1)};
     for (size_t i = 0; i < nsp; ++i)

@@ -42,14 +42,15 @@ class LinearQuantKernelBase : public OpKernel {
   // Checks scale S and zero point Z against X and returns the layout mapping element i to parameter index
   // (i / inner) % channels. `io` prefixes their names in errors ("y" for QuantizeLinear, "x" for
   // DequantizeLinear); only DequantizeLinear's zero point must have x's dtype (QuantizeLinear's picks the output's).
-  Status CheckParams(const std::string& op, const std::string& io, bool zero_point_dtype_is_x, const Tensor& X,
-                     const Tensor& S, const Tensor* Z, int64_t& channels, int64_t& inner) const {
-    if (S.dtype() != DType::kFloat) return InvalidArgument(op + ": " + io + "_scale must be float");
+  // The names are C strings so that a successful check builds no std::string.
+  Status CheckParams(const char* op, const char* io, bool zero_point_dtype_is_x, const Tensor& X, const Tensor& S,
+                     const Tensor* Z, int64_t& channels, int64_t& inner) const {
+    if (S.dtype() != DType::kFloat) return InvalidArgument(std::string(op) + ": " + io + "_scale must be float");
     if (zero_point_dtype_is_x && Z && Z->dtype() != X.dtype())
-      return InvalidArgument(op + ": " + io + "_zero_point dtype differs from x");
+      return InvalidArgument(std::string(op) + ": " + io + "_zero_point dtype differs from x");
     RETURN_IF_ERROR(QuantLayout(X, S, axis_, opset_, channels, inner));
     if (Z && Z->numel() != S.numel())
-      return InvalidArgument(op + ": " + io + "_zero_point and " + io + "_scale shapes differ");
+      return InvalidArgument(std::string(op) + ": " + io + "_zero_point and " + io + "_scale shapes differ");
     return Status::Ok();
   }
 
