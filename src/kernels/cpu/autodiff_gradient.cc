@@ -71,15 +71,13 @@ class GradientKernel final : public OpKernel {
     for (const auto& n : g.nodes) {
       if (!needed.count(&n)) continue;
       forward_->nodes.push_back(n);
-      nodes_.push_back(&forward_->nodes.back());
       for (const auto& name : n.inputs) outputs.insert(name);
       for (const auto& name : n.outputs) outputs.insert(name);
     }
     outputs.erase("");
     outputs.insert(y_);
     for (const auto& name : outputs) forward_->outputs.push_back({name, {}});
-    nodes_.clear();
-    for (const auto& n : forward_->nodes) nodes_.push_back(&n);
+    for (const auto& n : forward_->nodes) nodes_.push_back(&n);  // once forward_->nodes has stopped growing
     ASSIGN_OR_RETURN(compiled_, info.CompileSubgraph(*forward_));
     return Status::Ok();
   }

@@ -80,6 +80,12 @@ void ForEachBroadcast2(const Shape& out, const std::vector<int64_t>& sa, const s
 
 // Maps an axis in [-rank, rank) to [0, rank); fails otherwise.
 Result<int> NormalizeAxis(int64_t axis, int rank, const std::string& where = "");
+// As above, naming ctx's node in the error; the name is only built on failure (no allocation in Compute).
+inline Result<int> NormalizeAxis(int64_t axis, int rank, const KernelContext& ctx) {
+  Result<int> r = NormalizeAxis(axis, rank);
+  if (!r.ok()) return r.status().WithContext(ctx.Where());
+  return r;
+}
 
 // Reads a 1-D (or scalar) integer tensor (int32/int64) into a vector.
 Result<std::vector<int64_t>> ReadInt64s(const Tensor& t);

@@ -10,12 +10,11 @@ namespace {
 
 using tensor::DispatchBySize;
 using tensor::StridedCopy;
-using tensor::ToStr;
 
 #define TENSOR_ELEM_T using T = std::remove_pointer_t<decltype(tag)>
 
 // Copies `in` into a freshly allocated output with a permuted/strided view described by out_shape and in_strides.
-Status PermutedCopy(const Tensor& in, int64_t base, Shape shape, std::vector<int64_t> strides, Tensor* out) {
+Status PermutedCopy(const Tensor& in, int64_t base, Shape shape, Strides strides, Tensor* out) {
   tensor::CoalesceDims(shape, strides);
   return DispatchBySize(in.dtype(), [&](auto* tag) {
     TENSOR_ELEM_T;
@@ -35,23 +34,23 @@ class TransposeKernel final : public OpKernel {
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
     const int r = x.rank();
-    std::vector<int64_t> perm = perm_;
+    Shape perm = perm_;
     if (!has_perm_) {
       perm.resize(static_cast<size_t>(r));
       for (int i = 0; i < r; ++i) perm[static_cast<size_t>(i)] = r - 1 - i;
     }
     if (static_cast<int>(perm.size()) != r)
-      return InvalidArgument(ctx.Where() + "perm " + ToStr(perm) + " does not match input rank " + std::to_string(r));
-    std::vector<bool> seen(static_cast<size_t>(r), false);
+      return InvalidArgument(ctx.Where() + "perm " + ShapeToString(perm) + " does not match input rank " + std::to_string(r));
+    Shape seen(static_cast<size_t>(r), 0);
     for (int64_t& p : perm) {
       if (p < 0) p += r;
       if (p < 0 || p >= r || seen[static_cast<size_t>(p)])
-        return InvalidArgument(ctx.Where() + "perm " + ToStr(perm_) + " is not a permutation");
-      seen[static_cast<size_t>(p)] = true;
+        return InvalidArgument(ctx.Where() + "perm " + ShapeToString(perm_) + " is not a permutation");
+      seen[static_cast<size_t>(p)] = 1;
     }
-    const std::vector<int64_t> cs = ContiguousStrides(x.shape());
+    const Strides cs = ContiguousStrides(x.shape());
     Shape out(static_cast<size_t>(r));
-    std::vector<int64_t> strides(static_cast<size_t>(r));
+    Strides strides(static_cast<size_t>(r));
     for (size_t i = 0; i < static_cast<size_t>(r); ++i) {
       out[i] = x.shape()[static_cast<size_t>(perm[i])];
       strides[i] = cs[static_cast<size_t>(perm[i])];
@@ -62,7 +61,7 @@ class TransposeKernel final : public OpKernel {
 
  private:
   bool has_perm_ = false;
-  std::vector<int64_t> perm_;
+  Shape perm_;
 };
 
 // ---------------------------------------------------------------- Concat
@@ -79,7 +78,7 @@ class ConcatKernel final : public OpKernel {
     const Tensor& x0 = ctx.input_tensor(0);
     const int r = x0.rank();
     if (r == 0) return InvalidArgument(ctx.Where() + "cannot concatenate scalars");
-    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, r, ctx.Where()));
+    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, r, ctx));
     Shape out = x0.shape();
     out[static_cast<size_t>(axis)] = 0;
     for (int i = 0; i < n; ++i) {
@@ -139,10 +138,10 @@ class SplitKernel final : public OpKernel {
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
     const int r = x.rank();
-    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, r, ctx.Where()));
+    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, r, ctx));
     const int64_t dim = x.dim(axis);
     const int nout = ctx.num_outputs();
-    std::vector<int64_t> split;
+    Shape split;
     bool has_split = false;
     if ((opset_ == 1 || opset_ >= 13) && ctx.has_input(1)) {
       ASSIGN_OR_RETURN(split, tensor::ReadIntsInput(ctx, 1, "split"));
@@ -153,15 +152,15 @@ class SplitKernel final : public OpKernel {
     }
     if (has_split) {
       if (static_cast<int>(split.size()) != nout)
-        return InvalidArgument(ctx.Where() + "split " + ToStr(split) + " has " + std::to_string(split.size()) +
+        return InvalidArgument(ctx.Where() + "split " + ShapeToString(split) + " has " + std::to_string(split.size()) +
                                " entries but the node has " + std::to_string(nout) + " outputs");
       int64_t sum = 0;
       for (int64_t s : split) {
-        if (s < 0) return InvalidArgument(ctx.Where() + "negative split size in " + ToStr(split));
+        if (s < 0) return InvalidArgument(ctx.Where() + "negative split size in " + ShapeToString(split));
         sum += s;
       }
       if (sum != dim)
-        return InvalidArgument(ctx.Where() + "split " + ToStr(split) + " sums to " + std::to_string(sum) +
+        return InvalidArgument(ctx.Where() + "split " + ShapeToString(split) + " sums to " + std::to_string(sum) +
                                " but axis " + std::to_string(axis) + " has size " + std::to_string(dim));
     } else {
       split.resize(static_cast<size_t>(nout));
@@ -206,7 +205,7 @@ class SplitKernel final : public OpKernel {
  private:
   int64_t opset_ = 0, axis_ = 0;
   bool has_split_attr_ = false, has_num_outputs_ = false;
-  std::vector<int64_t> split_attr_;
+  Shape split_attr_;
   int64_t num_outputs_ = 0;
 };
 
@@ -227,7 +226,7 @@ class SliceKernel final : public OpKernel {
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
     const int r = x.rank();
-    std::vector<int64_t> starts = starts_, ends = ends_, axes = axes_, steps;
+    Shape starts = starts_, ends = ends_, axes = axes_, steps;
     bool has_axes = has_axes_;
     if (opset_ >= 10) {
       CHECK_ARG(ctx.has_input(1) && ctx.has_input(2), ctx.Where() + "missing starts/ends");
@@ -251,16 +250,16 @@ class SliceKernel final : public OpKernel {
     if (steps.empty()) steps.assign(n, 1);
     if (steps.size() != n) return InvalidArgument(ctx.Where() + "steps and starts differ in length");
 
-    const std::vector<int64_t> cs = ContiguousStrides(x.shape());
+    const Strides cs = ContiguousStrides(x.shape());
     Shape out = x.shape();
-    std::vector<int64_t> strides = cs;
-    std::vector<bool> seen(static_cast<size_t>(r), false);
+    Strides strides = cs;
+    Shape seen(static_cast<size_t>(r), 0);
     int64_t base = 0;
     for (size_t i = 0; i < n; ++i) {
-      ASSIGN_OR_RETURN(int ax, NormalizeAxis(axes[i], r, ctx.Where()));
+      ASSIGN_OR_RETURN(int ax, NormalizeAxis(axes[i], r, ctx));
       const auto ua = static_cast<size_t>(ax);
       if (seen[ua]) return InvalidArgument(ctx.Where() + "duplicate axis " + std::to_string(axes[i]));
-      seen[ua] = true;
+      seen[ua] = 1;
       const int64_t dim = x.dim(ax), step = steps[i];
       if (step == 0) return InvalidArgument(ctx.Where() + "step must not be 0");
       int64_t s = starts[i], e = ends[i];
@@ -288,7 +287,7 @@ class SliceKernel final : public OpKernel {
  private:
   int64_t opset_ = 0;
   bool has_axes_ = false;
-  std::vector<int64_t> starts_, ends_, axes_;
+  Shape starts_, ends_, axes_;
 };
 
 // ---------------------------------------------------------------- Tile
@@ -301,7 +300,7 @@ class TileKernel final : public OpKernel {
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
     const int r = x.rank();
-    std::vector<int64_t> reps(static_cast<size_t>(r), 1);
+    Shape reps(static_cast<size_t>(r), 1);
     if (opset_ < 6) {
       CHECK_ARG(ctx.has_input(1) && ctx.has_input(2), ctx.Where() + "Tile-1 needs 'tiles' and 'axis' inputs");
       // Tile-1: 'tiles' and 'axis' are scalars of the data type.
@@ -309,20 +308,20 @@ class TileKernel final : public OpKernel {
       const Tensor& ax = ctx.input_tensor(2);
       if (tiles.numel() != 1 || ax.numel() != 1 || tiles.dtype() == DType::kString || ax.dtype() == DType::kString)
         return InvalidArgument(ctx.Where() + "tiles and axis must be numeric scalars");
-      ASSIGN_OR_RETURN(int a, NormalizeAxis(ax.GetAsInt64(0), r, ctx.Where()));
+      ASSIGN_OR_RETURN(int a, NormalizeAxis(ax.GetAsInt64(0), r, ctx));
       reps[static_cast<size_t>(a)] = tiles.GetAsInt64(0);
     } else {
       ASSIGN_OR_RETURN(reps, tensor::ReadIntsInput(ctx, 1, "repeats"));
       if (static_cast<int>(reps.size()) != r)
-        return InvalidArgument(ctx.Where() + "repeats " + ToStr(reps) + " must have one entry per input dimension (" +
+        return InvalidArgument(ctx.Where() + "repeats " + ShapeToString(reps) + " must have one entry per input dimension (" +
                                std::to_string(r) + ")");
     }
     Shape out(static_cast<size_t>(r));
     Shape view;
-    std::vector<int64_t> strides;
-    const std::vector<int64_t> cs = ContiguousStrides(x.shape());
+    Strides strides;
+    const Strides cs = ContiguousStrides(x.shape());
     for (size_t i = 0; i < static_cast<size_t>(r); ++i) {
-      if (reps[i] < 0) return InvalidArgument(ctx.Where() + "negative repeat count in " + ToStr(reps));
+      if (reps[i] < 0) return InvalidArgument(ctx.Where() + "negative repeat count in " + ShapeToString(reps));
       out[i] = x.shape()[i] * reps[i];
       view.push_back(reps[i]);
       strides.push_back(0);
@@ -362,8 +361,8 @@ class PadKernel final : public OpKernel {
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
     const int r = x.rank();
-    std::vector<int64_t> pads = pads_attr_;
-    std::vector<int64_t> axes;
+    Shape pads = pads_attr_;
+    Shape axes;
     if (opset_ >= 11) {
       CHECK_ARG(ctx.has_input(1), ctx.Where() + "missing 'pads' input");
       ASSIGN_OR_RETURN(pads, tensor::ReadIntsInput(ctx, 1, "pads"));
@@ -371,18 +370,18 @@ class PadKernel final : public OpKernel {
         ASSIGN_OR_RETURN(axes, tensor::ReadIntsInput(ctx, 3, "axes"));
       }
     }
-    std::vector<int64_t> begin(static_cast<size_t>(r), 0), end(static_cast<size_t>(r), 0);
+    Shape begin(static_cast<size_t>(r), 0), end(static_cast<size_t>(r), 0);
     if (!axes.empty()) {
       if (pads.size() != 2 * axes.size())
-        return InvalidArgument(ctx.Where() + "pads " + ToStr(pads) + " must have 2 entries per axis in " + ToStr(axes));
+        return InvalidArgument(ctx.Where() + "pads " + ShapeToString(pads) + " must have 2 entries per axis in " + ShapeToString(axes));
       for (size_t i = 0; i < axes.size(); ++i) {
-        ASSIGN_OR_RETURN(int a, NormalizeAxis(axes[i], r, ctx.Where()));
+        ASSIGN_OR_RETURN(int a, NormalizeAxis(axes[i], r, ctx));
         begin[static_cast<size_t>(a)] = pads[i];
         end[static_cast<size_t>(a)] = pads[i + axes.size()];
       }
     } else {
       if (pads.size() != 2 * static_cast<size_t>(r))
-        return InvalidArgument(ctx.Where() + "pads " + ToStr(pads) + " must have 2 * rank (" + std::to_string(2 * r) +
+        return InvalidArgument(ctx.Where() + "pads " + ShapeToString(pads) + " must have 2 * rank (" + std::to_string(2 * r) +
                                ") entries");
       for (size_t i = 0; i < static_cast<size_t>(r); ++i) {
         begin[i] = pads[i];
@@ -396,7 +395,7 @@ class PadKernel final : public OpKernel {
       const int64_t dim = x.shape()[d];
       out[d] = dim + begin[d] + end[d];
       if (out[d] < 0)
-        return InvalidArgument(ctx.Where() + "pads " + ToStr(pads) + " crop more than the input shape " +
+        return InvalidArgument(ctx.Where() + "pads " + ShapeToString(pads) + " crop more than the input shape " +
                                ShapeToString(x.shape()));
       if (mode_ != PadMode::kConstant && dim == 0 && out[d] > 0)
         return InvalidArgument(ctx.Where() + "cannot pad an empty dimension in non-constant mode");
@@ -425,7 +424,7 @@ class PadKernel final : public OpKernel {
     }
     ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), out));
     if (y->numel() == 0) return Status::Ok();
-    const std::vector<int64_t> cs = ContiguousStrides(x.shape());
+    const Strides cs = ContiguousStrides(x.shape());
     return DispatchBySize(x.dtype(), [&](auto* tag) {
       TENSOR_ELEM_T;
       T value{};
@@ -464,7 +463,7 @@ class PadKernel final : public OpKernel {
       const size_t last = static_cast<size_t>(r - 1);
       const int64_t inner = out[last];
       const int64_t* im = maps[last].data();
-      std::vector<int64_t> idx(static_cast<size_t>(r), 0);
+      Shape idx(static_cast<size_t>(r), 0);
       const int64_t total = y->numel();
       for (int64_t pos = 0; pos < total; pos += inner) {
         int64_t off = 0;
@@ -494,7 +493,7 @@ class PadKernel final : public OpKernel {
  private:
   int64_t opset_ = 0;
   PadMode mode_ = PadMode::kConstant;
-  std::vector<int64_t> pads_attr_;
+  Shape pads_attr_;
   float value_attr_ = 0.0f;
 };
 
@@ -520,7 +519,7 @@ class DepthToSpaceKernel final : public OpKernel {
     ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), {n, c2, h * b, w * b}));
     // Output viewed as [n, c2, h, b1, w, b2]; input element strides for each of these.
     const int64_t hw = h * w;
-    std::vector<int64_t> strides;
+    Strides strides;
     if (crd_)  // input [n, c2, b1, b2, h, w]
       strides = {c * hw, b * b * hw, w, b * hw, 1, hw};
     else  // input [n, b1, b2, c2, h, w]
@@ -550,7 +549,7 @@ class SpaceToDepthKernel final : public OpKernel {
     const int64_t h2 = h / b, w2 = w / b;
     ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), {n, c * b * b, h2, w2}));
     // Output viewed as [n, b1, b2, c, h2, w2]; input is [n, c, h2, b1, w2, b2].
-    std::vector<int64_t> strides = {c * h * w, w, 1, h * w, b * w, b};
+    const Strides strides = {c * h * w, w, 1, h * w, b * w, b};
     return PermutedCopy(x, 0, {n, b, b, c, h2, w2}, strides, y);
   }
 
@@ -570,7 +569,7 @@ class TriluKernel final : public OpKernel {
     if (x.rank() < 2) return InvalidArgument(ctx.Where() + "input must have rank >= 2");
     int64_t k = 0;
     if (ctx.has_input(1)) {
-      ASSIGN_OR_RETURN(std::vector<int64_t> kv, tensor::ReadIntsInput(ctx, 1, "k"));
+      ASSIGN_OR_RETURN(Shape kv, tensor::ReadIntsInput(ctx, 1, "k"));
       if (kv.size() != 1) return InvalidArgument(ctx.Where() + "k must be a scalar");
       k = kv[0];
     }
@@ -616,7 +615,7 @@ class ReverseSequenceKernel final : public OpKernel {
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
     if (x.rank() < 2) return InvalidArgument(ctx.Where() + "input must have rank >= 2");
-    ASSIGN_OR_RETURN(std::vector<int64_t> lens, tensor::ReadIntsInput(ctx, 1, "sequence_lens"));
+    ASSIGN_OR_RETURN(Shape lens, tensor::ReadIntsInput(ctx, 1, "sequence_lens"));
     const int64_t batch = x.dim(static_cast<int>(batch_axis_)), time = x.dim(static_cast<int>(time_axis_));
     if (static_cast<int64_t>(lens.size()) != batch)
       return InvalidArgument(ctx.Where() + "sequence_lens has " + std::to_string(lens.size()) + " entries, batch is " +
@@ -663,7 +662,7 @@ class CompressKernel final : public OpKernel {
     if (c.dtype() != DType::kBool) return InvalidArgument(ctx.Where() + "condition must be bool");
     if (c.rank() != 1) return InvalidArgument(ctx.Where() + "condition must be 1-D");
     const Tensor x = has_axis_ ? x0 : x0.Reshaped({x0.numel()});
-    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, x.rank(), ctx.Where()));
+    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, x.rank(), ctx));
     const int64_t dim = x.dim(axis);
     const bool* cond = c.data<bool>();
     std::vector<int64_t> sel;

@@ -8,21 +8,34 @@ namespace strata::cpu {
 namespace {
 
 using tensor::DispatchBySize;
-using tensor::ToStr;
 
 #define TENSOR_ELEM_T using T = std::remove_pointer_t<decltype(tag)>
 
-// Reads all indices as int64, wrapping negatives against `dim`; fails on out-of-range values.
-Result<std::vector<int64_t>> ReadIndices(const KernelContext& ctx, const Tensor& t, int64_t dim) {
+// Index i of an int32 or int64 tensor.
+inline int64_t IndexAt(const Tensor& t, int64_t i) {
+  return t.dtype() == DType::kInt64 ? t.data<int64_t>()[i] : t.data<int32_t>()[i];
+}
+
+// Checks that t holds int32/int64 indices in [-dim, dim).
+Status CheckIndices(const KernelContext& ctx, const Tensor& t, int64_t dim) {
   if (t.dtype() != DType::kInt64 && t.dtype() != DType::kInt32)
     return InvalidArgument(ctx.Where() + "indices must be int32 or int64, got " + std::string(DTypeName(t.dtype())));
-  std::vector<int64_t> v(static_cast<size_t>(t.numel()));
   for (int64_t i = 0; i < t.numel(); ++i) {
-    int64_t x = t.dtype() == DType::kInt64 ? t.data<int64_t>()[i] : t.data<int32_t>()[i];
-    if (!tensor::WrapIndex(x, dim))
+    const int64_t x = IndexAt(t, i);
+    if (x < -dim || x >= dim)
       return InvalidArgument(ctx.Where() + "index " + std::to_string(x) + " is out of range [" + std::to_string(-dim) +
                              ", " + std::to_string(dim) + ")");
-    v[static_cast<size_t>(i)] = x;
+  }
+  return Status::Ok();
+}
+
+// Reads all indices as int64, wrapping negatives against `dim`; fails on out-of-range values.
+Result<std::vector<int64_t>> ReadIndices(const KernelContext& ctx, const Tensor& t, int64_t dim) {
+  RETURN_IF_ERROR(CheckIndices(ctx, t, dim));
+  std::vector<int64_t> v(static_cast<size_t>(t.numel()));
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const int64_t x = IndexAt(t, i);
+    v[static_cast<size_t>(i)] = x < 0 ? x + dim : x;
   }
   return v;
 }
@@ -52,9 +65,9 @@ class GatherKernel final : public DataAxisKernel {
     const Tensor& x = ctx.input_tensor(0);
     const Tensor& ind = ctx.input_tensor(1);
     RETURN_IF_ERROR(CheckDataRank(ctx, x));
-    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, x.rank(), ctx.Where()));
+    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, x.rank(), ctx));
     const int64_t dim = x.dim(axis);
-    ASSIGN_OR_RETURN(std::vector<int64_t> idx, ReadIndices(ctx, ind, dim));
+    RETURN_IF_ERROR(CheckIndices(ctx, ind, dim));
     Shape out(x.shape().begin(), x.shape().begin() + axis);
     out.insert(out.end(), ind.shape().begin(), ind.shape().end());
     out.insert(out.end(), x.shape().begin() + axis + 1, x.shape().end());
@@ -62,17 +75,19 @@ class GatherKernel final : public DataAxisKernel {
     int64_t outer = 1, inner = 1;
     for (int d = 0; d < axis; ++d) outer *= x.dim(d);
     for (int d = axis + 1; d < x.rank(); ++d) inner *= x.dim(d);
-    const auto n = static_cast<int64_t>(idx.size());
+    const int64_t n = ind.numel();
+    // Indices are read in place (checked above), so a run allocates nothing here.
     return DispatchBySize(x.dtype(), [&](auto* tag) {
       TENSOR_ELEM_T;
       const T* in = x.data<T>();
       T* o = y->data<T>();
       for (int64_t b = 0; b < outer; ++b) {
         const T* src = in + b * dim * inner;
-        if (inner == 1) {
-          for (int64_t i = 0; i < n; ++i) o[i] = src[idx[static_cast<size_t>(i)]];
-        } else {
-          for (int64_t i = 0; i < n; ++i) tensor::CopyN(src + idx[static_cast<size_t>(i)] * inner, inner, o + i * inner);
+        for (int64_t i = 0; i < n; ++i) {
+          int64_t k = IndexAt(ind, i);
+          if (k < 0) k += dim;
+          if (inner == 1) o[i] = src[k];
+          else tensor::CopyN(src + k * inner, inner, o + i * inner);
         }
         o += n * inner;
       }
@@ -84,12 +99,11 @@ class GatherKernel final : public DataAxisKernel {
 // Iterates over all positions of `shape`, calling f(linear_pos, offset_a, offset_b, axis_index) where the offsets
 // use strides sa/sb on every dimension except `axis` (which contributes nothing).
 template <typename F>
-void ForEachExceptAxis(const Shape& shape, int axis, const std::vector<int64_t>& sa, const std::vector<int64_t>& sb,
-                       F&& f) {
+void ForEachExceptAxis(const Shape& shape, int axis, const Strides& sa, const Strides& sb, F&& f) {
   const int rank = static_cast<int>(shape.size());
   const int64_t total = NumElements(shape);
   if (total == 0) return;
-  std::vector<int64_t> idx(static_cast<size_t>(rank), 0);
+  Shape idx(static_cast<size_t>(rank), 0);
   int64_t oa = 0, ob = 0;
   for (int64_t p = 0; p < total; ++p) {
     f(p, oa, ob, idx[static_cast<size_t>(axis)]);
@@ -118,14 +132,14 @@ class GatherElementsKernel final : public DataAxisKernel {
     if (ind.rank() != r)
       return InvalidArgument(ctx.Where() + "indices rank " + std::to_string(ind.rank()) + " != data rank " +
                              std::to_string(r));
-    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, r, ctx.Where()));
+    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, r, ctx));
     for (int d = 0; d < r; ++d)
       if (d != axis && ind.dim(d) > x.dim(d))
         return InvalidArgument(ctx.Where() + "indices shape " + ShapeToString(ind.shape()) + " exceeds data shape " +
                                ShapeToString(x.shape()) + " outside the axis");
     ASSIGN_OR_RETURN(std::vector<int64_t> idx, ReadIndices(ctx, ind, x.dim(axis)));
     ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), ind.shape()));
-    const std::vector<int64_t> xs = ContiguousStrides(x.shape());
+    const Strides xs = ContiguousStrides(x.shape());
     const int64_t as = xs[static_cast<size_t>(axis)];
     return DispatchBySize(x.dtype(), [&](auto* tag) {
       TENSOR_ELEM_T;
@@ -168,7 +182,7 @@ class GatherNDKernel final : public OpKernel {
     int64_t batch = 1, slice = 1;
     for (int d = 0; d < b; ++d) batch *= x.dim(d);
     for (int64_t d = b + k; d < r; ++d) slice *= x.dim(static_cast<int>(d));
-    const std::vector<int64_t> xs = ContiguousStrides(x.shape());
+    const Strides xs = ContiguousStrides(x.shape());
     const int64_t batch_stride = b > 0 ? xs[static_cast<size_t>(b - 1)] : x.numel();
     const int64_t n_tuples = ind.numel() / k;
     const int64_t per_batch = batch > 0 ? n_tuples / batch : 0;
@@ -264,14 +278,14 @@ class ScatterElementsKernel final : public DataAxisKernel {
                              ShapeToString(upd.shape()) + " must have the same shape and the rank of data " +
                              ShapeToString(x.shape()));
     if (upd.dtype() != x.dtype()) return InvalidArgument(ctx.Where() + "updates dtype differs from data");
-    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, r, ctx.Where()));
+    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, r, ctx));
     for (int d = 0; d < r; ++d)
       if (d != axis && ind.dim(d) > x.dim(d))
         return InvalidArgument(ctx.Where() + "indices shape " + ShapeToString(ind.shape()) + " exceeds data shape " +
                                ShapeToString(x.shape()));
     ASSIGN_OR_RETURN(std::vector<int64_t> idx, ReadIndices(ctx, ind, x.dim(axis)));
     Tensor out = x.Clone();
-    const std::vector<int64_t> xs = ContiguousStrides(x.shape());
+    const Strides xs = ContiguousStrides(x.shape());
     const int64_t as = xs[static_cast<size_t>(axis)];
     RETURN_IF_ERROR(DispatchScatter(x.dtype(), red_, ctx, [&](auto* tag) {
       TENSOR_ELEM_T;
@@ -312,7 +326,7 @@ class ScatterNDKernel final : public OpKernel {
     if (upd.shape() != want)
       return InvalidArgument(ctx.Where() + "updates shape " + ShapeToString(upd.shape()) + " should be " +
                              ShapeToString(want));
-    const std::vector<int64_t> xs = ContiguousStrides(x.shape());
+    const Strides xs = ContiguousStrides(x.shape());
     int64_t slice = 1;
     for (int d = static_cast<int>(k); d < r; ++d) slice *= x.dim(d);
     const int64_t n_tuples = ind.numel() / k;
@@ -373,7 +387,7 @@ class OneHotKernel final : public OpKernel {
     if (!(dd >= 1) || dd > 1e12) return InvalidArgument(ctx.Where() + "depth must be positive");
     const auto depth = static_cast<int64_t>(dd);
     const int out_rank = ind.rank() + 1;
-    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, out_rank, ctx.Where()));
+    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, out_rank, ctx));
     Shape out = ind.shape();
     out.insert(out.begin() + axis, depth);
     ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, vals.dtype(), out));

@@ -155,7 +155,7 @@ Status RunResize(KernelContext& ctx, const ResizeParams& p, const Tensor& x, con
   if (x.numel() == 0) return InvalidArgument(ctx.Where() + "cannot resize an empty input to a non-empty output");
 
   if (p.mode == Mode::kNearest) {
-    const std::vector<int64_t> cs = ContiguousStrides(x.shape());
+    const Strides cs = ContiguousStrides(x.shape());
     std::vector<std::vector<int64_t>> tab(static_cast<size_t>(r));
     for (size_t d = 0; d < static_cast<size_t>(r); ++d) {
       const AxisPlan& a = plans[d];
@@ -386,7 +386,7 @@ class ResizeKernel final : public OpKernel {
     if (!axes_.empty()) {
       std::vector<bool> seen(static_cast<size_t>(r), false);
       for (int64_t a : axes_) {
-        ASSIGN_OR_RETURN(int ax, NormalizeAxis(a, r, ctx.Where()));
+        ASSIGN_OR_RETURN(int ax, NormalizeAxis(a, r, ctx));
         if (seen[static_cast<size_t>(ax)]) return InvalidArgument(ctx.Where() + "duplicate axis in 'axes'");
         seen[static_cast<size_t>(ax)] = true;
         axes.push_back(ax);

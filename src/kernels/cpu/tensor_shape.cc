@@ -9,7 +9,6 @@
 namespace strata::cpu {
 namespace {
 
-using tensor::ToStr;
 
 // ---------------------------------------------------------------- Reshape
 class ReshapeKernel final : public OpKernel {
@@ -25,7 +24,7 @@ class ReshapeKernel final : public OpKernel {
   }
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
-    std::vector<int64_t> req;
+    Shape req;
     if (opset_ < 5) {
       req = shape_attr_;
     } else {
@@ -39,14 +38,14 @@ class ReshapeKernel final : public OpKernel {
     for (size_t i = 0; i < req.size(); ++i) {
       int64_t d = req[i];
       if (d == -1) {
-        if (infer >= 0) return InvalidArgument(ctx.Where() + "shape " + ToStr(req) + " has more than one -1");
+        if (infer >= 0) return InvalidArgument(ctx.Where() + "shape " + ShapeToString(req) + " has more than one -1");
         infer = static_cast<int>(i);
         continue;
       }
-      if (d < -1) return InvalidArgument(ctx.Where() + "invalid dimension " + std::to_string(d) + " in shape " + ToStr(req));
+      if (d < -1) return InvalidArgument(ctx.Where() + "invalid dimension " + std::to_string(d) + " in shape " + ShapeToString(req));
       if (d == 0 && !allowzero_) {
         if (i >= static_cast<size_t>(x.rank()))
-          return InvalidArgument(ctx.Where() + "shape " + ToStr(req) + " copies dimension " + std::to_string(i) +
+          return InvalidArgument(ctx.Where() + "shape " + ShapeToString(req) + " copies dimension " + std::to_string(i) +
                                  " (0) but the input has rank " + std::to_string(x.rank()));
         d = x.dim(static_cast<int>(i));
       }
@@ -56,15 +55,15 @@ class ReshapeKernel final : public OpKernel {
     }
     if (infer >= 0) {
       if (allowzero_ && has_zero)
-        return InvalidArgument(ctx.Where() + "shape " + ToStr(req) + " has both 0 and -1 with allowzero=1");
+        return InvalidArgument(ctx.Where() + "shape " + ShapeToString(req) + " has both 0 and -1 with allowzero=1");
       if (known == 0) {
         if (x.numel() != 0)
-          return InvalidArgument(ctx.Where() + "cannot infer -1 in shape " + ToStr(req) + " for input of shape " +
+          return InvalidArgument(ctx.Where() + "cannot infer -1 in shape " + ShapeToString(req) + " for input of shape " +
                                  ShapeToString(x.shape()));
         out[static_cast<size_t>(infer)] = 0;
       } else {
         if (x.numel() % known != 0)
-          return InvalidArgument(ctx.Where() + "cannot reshape " + ShapeToString(x.shape()) + " to " + ToStr(req));
+          return InvalidArgument(ctx.Where() + "cannot reshape " + ShapeToString(x.shape()) + " to " + ShapeToString(req));
         out[static_cast<size_t>(infer)] = x.numel() / known;
       }
     }
@@ -78,7 +77,7 @@ class ReshapeKernel final : public OpKernel {
  private:
   int64_t opset_ = 0;
   bool allowzero_ = false;
-  std::vector<int64_t> shape_attr_;
+  Shape shape_attr_;
 };
 
 // ---------------------------------------------------------------- Flatten
@@ -120,23 +119,23 @@ class SqueezeKernel final : public OpKernel {
   }
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
-    std::vector<int64_t> axes = axes_;
+    Shape axes = axes_;
     bool has = has_axes_;
     if (opset_ >= 13 && ctx.has_input(1)) {
       ASSIGN_OR_RETURN(axes, tensor::ReadIntsInput(ctx, 1, "axes"));
       has = true;
     }
     const int r = x.rank();
-    std::vector<bool> drop(static_cast<size_t>(r), false);
+    Shape drop(static_cast<size_t>(r), 0);
     if (!has) {
-      for (int i = 0; i < r; ++i) drop[static_cast<size_t>(i)] = x.dim(i) == 1;
+      for (int i = 0; i < r; ++i) drop[static_cast<size_t>(i)] = x.dim(i) == 1 ? 1 : 0;
     } else {
       for (int64_t a : axes) {
-        ASSIGN_OR_RETURN(int ax, NormalizeAxis(a, r, ctx.Where()));
+        ASSIGN_OR_RETURN(int ax, NormalizeAxis(a, r, ctx));
         if (x.dim(ax) != 1)
           return InvalidArgument(ctx.Where() + "cannot squeeze axis " + std::to_string(a) + " of size " +
                                  std::to_string(x.dim(ax)) + " (shape " + ShapeToString(x.shape()) + ")");
-        drop[static_cast<size_t>(ax)] = true;
+        drop[static_cast<size_t>(ax)] = 1;
       }
     }
     Shape out;
@@ -149,7 +148,7 @@ class SqueezeKernel final : public OpKernel {
  private:
   int64_t opset_ = 0;
   bool has_axes_ = false;
-  std::vector<int64_t> axes_;
+  Shape axes_;
 };
 
 class UnsqueezeKernel final : public OpKernel {
@@ -164,17 +163,17 @@ class UnsqueezeKernel final : public OpKernel {
   }
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
-    std::vector<int64_t> axes = axes_;
+    Shape axes = axes_;
     if (opset_ >= 13) {
       CHECK_ARG(ctx.has_input(1), ctx.Where() + "missing 'axes' input");
       ASSIGN_OR_RETURN(axes, tensor::ReadIntsInput(ctx, 1, "axes"));
     }
     const int out_rank = x.rank() + static_cast<int>(axes.size());
-    std::vector<bool> ins(static_cast<size_t>(out_rank), false);
+    Shape ins(static_cast<size_t>(out_rank), 0);
     for (int64_t a : axes) {
-      ASSIGN_OR_RETURN(int ax, NormalizeAxis(a, out_rank, ctx.Where()));
+      ASSIGN_OR_RETURN(int ax, NormalizeAxis(a, out_rank, ctx));
       if (ins[static_cast<size_t>(ax)]) return InvalidArgument(ctx.Where() + "duplicate axis " + std::to_string(a));
-      ins[static_cast<size_t>(ax)] = true;
+      ins[static_cast<size_t>(ax)] = 1;
     }
     Shape out(static_cast<size_t>(out_rank));
     int j = 0;
@@ -185,7 +184,7 @@ class UnsqueezeKernel final : public OpKernel {
 
  private:
   int64_t opset_ = 0;
-  std::vector<int64_t> axes_;
+  Shape axes_;
 };
 
 // ---------------------------------------------------------------- Shape / Size
@@ -235,9 +234,9 @@ class ExpandKernel final : public OpKernel {
   Status Init(const KernelInfo&) { return Status::Ok(); }
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
-    ASSIGN_OR_RETURN(std::vector<int64_t> shape, tensor::ReadIntsInput(ctx, 1, "shape"));
+    ASSIGN_OR_RETURN(Shape shape, tensor::ReadIntsInput(ctx, 1, "shape"));
     for (int64_t d : shape)
-      if (d < 0) return InvalidArgument(ctx.Where() + "negative dimension in shape " + ToStr(shape));
+      if (d < 0) return InvalidArgument(ctx.Where() + "negative dimension in shape " + ShapeToString(shape));
     auto bs = BroadcastShapes(x.shape(), shape);
     if (!bs.ok()) return bs.status().WithContext(ctx.Where());
     Shape out = *bs;
@@ -246,7 +245,7 @@ class ExpandKernel final : public OpKernel {
       return Status::Ok();
     }
     ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), out));
-    std::vector<int64_t> strides = BroadcastStrides(x.shape(), out);
+    Strides strides = BroadcastStrides(x.shape(), out);
     tensor::CoalesceDims(out, strides);
     return tensor::DispatchBySize(x.dtype(), [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
@@ -269,9 +268,9 @@ class ConstantOfShapeKernel final : public OpKernel {
     return Status::Ok();
   }
   Status Compute(KernelContext& ctx) override {
-    ASSIGN_OR_RETURN(std::vector<int64_t> shape, tensor::ReadIntsInput(ctx, 0, "input"));
+    ASSIGN_OR_RETURN(Shape shape, tensor::ReadIntsInput(ctx, 0, "input"));
     for (int64_t d : shape)
-      if (d < 0) return InvalidArgument(ctx.Where() + "negative dimension in shape " + ToStr(shape));
+      if (d < 0) return InvalidArgument(ctx.Where() + "negative dimension in shape " + ShapeToString(shape));
     ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, value_.dtype(), shape));
     return tensor::DispatchBySize(value_.dtype(), [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;

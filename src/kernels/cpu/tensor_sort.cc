@@ -46,10 +46,10 @@ class TopKKernel final : public OpKernel {
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
     if (x.rank() == 0) return InvalidArgument(ctx.Where() + "input must have rank >= 1");
-    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, x.rank(), ctx.Where()));
+    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, x.rank(), ctx));
     int64_t k = k_attr_;
     if (opset_ >= 10) {
-      ASSIGN_OR_RETURN(std::vector<int64_t> kv, tensor::ReadIntsInput(ctx, 1, "K"));
+      ASSIGN_OR_RETURN(Shape kv, tensor::ReadIntsInput(ctx, 1, "K"));
       if (kv.size() != 1) return InvalidArgument(ctx.Where() + "K must hold exactly one value");
       k = kv[0];
     }
@@ -118,7 +118,7 @@ class ArgKernel final : public OpKernel {
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
     if (x.rank() == 0) return InvalidArgument(ctx.Where() + "input must have rank >= 1");
-    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, x.rank(), ctx.Where()));
+    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, x.rank(), ctx));
     const int64_t dim = x.dim(axis);
     if (dim == 0) return InvalidArgument(ctx.Where() + "cannot reduce an empty axis");
     Shape out = x.shape();
@@ -176,10 +176,10 @@ class CumSumKernel final : public OpKernel {
   }
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
-    ASSIGN_OR_RETURN(std::vector<int64_t> av, tensor::ReadIntsInput(ctx, 1, "axis"));
+    ASSIGN_OR_RETURN(Shape av, tensor::ReadIntsInput(ctx, 1, "axis"));
     if (av.size() != 1) return InvalidArgument(ctx.Where() + "axis must be a scalar");
     if (x.rank() == 0) return InvalidArgument(ctx.Where() + "input must have rank >= 1");
-    ASSIGN_OR_RETURN(int axis, NormalizeAxis(av[0], x.rank(), ctx.Where()));
+    ASSIGN_OR_RETURN(int axis, NormalizeAxis(av[0], x.rank(), ctx));
     ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), x.shape()));
     const int64_t dim = x.dim(axis);
     int64_t outer = 1, inner = 1;
@@ -233,7 +233,7 @@ class UniqueKernel final : public OpKernel {
     int64_t outer = 1, n = x.numel(), inner = 1;
     if (has_axis_) {
       if (x.rank() == 0) return InvalidArgument(ctx.Where() + "axis given for a scalar input");
-      ASSIGN_OR_RETURN(axis, NormalizeAxis(axis_, x.rank(), ctx.Where()));
+      ASSIGN_OR_RETURN(axis, NormalizeAxis(axis_, x.rank(), ctx));
       n = x.dim(axis);
       for (int d = 0; d < axis; ++d) outer *= x.dim(d);
       for (int d = axis + 1; d < x.rank(); ++d) inner *= x.dim(d);

@@ -6,7 +6,6 @@
 #include <cstring>
 #include <string>
 #include <type_traits>
-#include <vector>
 
 #include "kernels/cpu/common.h"
 
@@ -44,12 +43,12 @@ inline void CopyN(const T* src, int64_t n, T* dst) {
 
 // Copies rows [row_begin, row_end) of a rank-N strided gather (a row = the innermost output dimension).
 template <typename T>
-void StridedCopyRows(const T* in, int64_t base, const Shape& shape, const std::vector<int64_t>& in_strides, T* out,
+void StridedCopyRows(const T* in, int64_t base, const Shape& shape, const Strides& in_strides, T* out,
                      int64_t row_begin, int64_t row_end) {
   const int rank = static_cast<int>(shape.size());
   const int64_t inner = shape[static_cast<size_t>(rank - 1)];
   const int64_t is = in_strides[static_cast<size_t>(rank - 1)];
-  std::vector<int64_t> idx(static_cast<size_t>(rank), 0);
+  Shape idx(static_cast<size_t>(rank), 0);
   int64_t off = base;
   int64_t rem = row_begin;
   for (int d = rank - 2; d >= 0; --d) {
@@ -80,16 +79,16 @@ void StridedCopyRows(const T* in, int64_t base, const Shape& shape, const std::v
 // 2-D tiled transpose-like copy for when the innermost output dimension is strided in the input but
 // some other output dimension `a` is contiguous (stride 1) in the input: moves 32x32 tiles of (a, last).
 template <typename T>
-void TiledCopy(const T* in, int64_t base, const Shape& shape, const std::vector<int64_t>& in_strides, T* out, int a) {
+void TiledCopy(const T* in, int64_t base, const Shape& shape, const Strides& in_strides, T* out, int a) {
   const int rank = static_cast<int>(shape.size());
   const int last = rank - 1;
   const int64_t n_last = shape[static_cast<size_t>(last)], n_a = shape[static_cast<size_t>(a)];
   const int64_t s_last = in_strides[static_cast<size_t>(last)];
-  const std::vector<int64_t> os = ContiguousStrides(shape);
+  const Strides os = ContiguousStrides(shape);
   const int64_t os_a = os[static_cast<size_t>(a)];
   // Remaining dims (all except a and last) enumerate independent planes.
   Shape rest;
-  std::vector<int64_t> rin, rout;
+  Strides rin, rout;
   for (int d = 0; d < last; ++d) {
     if (d == a) continue;
     rest.push_back(shape[static_cast<size_t>(d)]);
@@ -125,7 +124,7 @@ void TiledCopy(const T* in, int64_t base, const Shape& shape, const std::vector<
 // Generic rank-N strided gather: out (contiguous, shape `shape`) [i] = in[sum idx_d * in_strides_d + base].
 // The innermost dimension is a tight loop; when its stride is 1 it becomes a block copy.
 template <typename T>
-void StridedCopy(const T* in, int64_t base, const Shape& shape, const std::vector<int64_t>& in_strides, T* out) {
+void StridedCopy(const T* in, int64_t base, const Shape& shape, const Strides& in_strides, T* out) {
   const int rank = static_cast<int>(shape.size());
   const int64_t total = NumElements(shape);
   if (total == 0) return;
@@ -150,25 +149,23 @@ void StridedCopy(const T* in, int64_t base, const Shape& shape, const std::vecto
     StridedCopyRows(in, base, shape, in_strides, out, rows * c / chunks, rows * (c + 1) / chunks);
 }
 
-// Shape/strides simplification: drops size-1 dims and merges dims that are contiguous in the input.
-inline void CoalesceDims(Shape& shape, std::vector<int64_t>& strides) {
-  Shape s;
-  std::vector<int64_t> st;
+// Shape/strides simplification, in place: drops size-1 dims and merges dims that are contiguous in the input.
+inline void CoalesceDims(Shape& shape, Strides& strides) {
+  size_t n = 0;  // dims kept so far, in shape[0, n) and strides[0, n)
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == 1) continue;
-    if (!s.empty() && st.back() == strides[i] * shape[i]) {
-      s.back() *= shape[i];
-      st.back() = strides[i];
+    if (n > 0 && strides[n - 1] == strides[i] * shape[i]) {
+      shape[n - 1] *= shape[i];
+      strides[n - 1] = strides[i];
     } else {
-      s.push_back(shape[i]);
-      st.push_back(strides[i]);
+      shape[n] = shape[i];
+      strides[n] = strides[i];
+      ++n;
     }
   }
-  shape = std::move(s);
-  strides = std::move(st);
+  shape.resize(n);
+  strides.resize(n);
 }
-
-inline std::string ToStr(const std::vector<int64_t>& v) { return ShapeToString(v); }
 
 // Wraps an index in [-n, n) into [0, n); returns false when out of range.
 inline bool WrapIndex(int64_t& i, int64_t n) {
@@ -177,12 +174,16 @@ inline bool WrapIndex(int64_t& i, int64_t n) {
   return true;
 }
 
-// Reads an optional integer input (returns empty `present=false` when absent).
-inline Result<std::vector<int64_t>> ReadIntsInput(const KernelContext& ctx, int i, const char* name) {
+// Reads integer input i (int32 or int64, scalar or 1-D) for a kernel's parameters (shapes, axes, starts...).
+// The result is a Shape, whose storage is inline up to Shape::kInline values, so Compute does not touch the heap.
+inline Result<Shape> ReadIntsInput(const KernelContext& ctx, int i, const char* name) {
   const Tensor& t = ctx.input_tensor(i);
-  auto r = ReadInt64s(t);
-  if (!r.ok()) return InvalidArgument(ctx.Where() + "input '" + name + "': " + r.status().message());
-  return r;
+  if (t.dtype() != DType::kInt64 && t.dtype() != DType::kInt32)
+    return InvalidArgument(ctx.Where() + "input '" + name + "': expected an int32/int64 tensor, got " +
+                           std::string(DTypeName(t.dtype())));
+  Shape v(static_cast<size_t>(t.numel()));
+  for (int64_t k = 0; k < t.numel(); ++k) v[static_cast<size_t>(k)] = t.GetAsInt64(k);
+  return v;
 }
 
 }  // namespace strata::cpu::tensor
