@@ -85,13 +85,6 @@ bool SameShape(const GraphEditor& ed, const std::string& a, const std::string& b
   return true;
 }
 
-std::optional<int64_t> Rank(const GraphEditor& ed, const std::string& v) {
-  if (const Tensor* t = ed.Constant(v)) return t->rank();
-  const ir::TypeInfo* t = ed.TypeOf(v);
-  if (!t || !t->shape) return std::nullopt;
-  return static_cast<int64_t>(t->shape->size());
-}
-
 class EpilogueFusion final : public GraphPass {
  public:
   std::string_view name() const override { return "epilogue-fusion"; }
@@ -142,7 +135,7 @@ class EpilogueFusion final : public GraphPass {
       const bool has_bias = !fresh && p.inputs.size() > 2 && !p.inputs[2].empty();
       Shape ys;
       const ir::TypeInfo* ty = ed.TypeOf(y);
-      const auto ra = Rank(ed, p.inputs[0]), rb = Rank(ed, p.inputs[1]);
+      const auto ra = ed.Rank(p.inputs[0]), rb = ed.Rank(p.inputs[1]);
       if (has_bias || !ty || !ty->shape || ty->shape->empty() || !ra || !rb || *ra < 2 || *rb < 2) return std::nullopt;
       const ir::Dim& last = ty->shape->back();
       if (!last.known() || last.value != bias->dim(0)) return std::nullopt;
