@@ -61,7 +61,6 @@ class ConvLayout final : public GraphPass {
       return it != nhwc.end() && it->second ? kNhwc : kNchw;
     };
 
-    bool changed = false;
     for (int i = 0; i < ed.num_nodes(); ++i) {
       if (!conv[static_cast<size_t>(i)]) continue;
       const ir::Node& n = ed.node(i);
@@ -81,11 +80,9 @@ class ConvLayout final : public GraphPass {
       f.attributes.push_back(MakeAttr("y_layout", std::string(y)));
       f.attributes.push_back(MakeAttr("residual_layout", std::string(r)));
       ed.ReplaceNode(i, std::move(f));
-      changed = true;
     }
-    if (changed) model.opset_imports[std::string(kStrataDomain)] = 1;
-    ed.Commit();
-    return changed;
+    if (ed.changed()) model.opset_imports[std::string(kStrataDomain)] = 1;
+    return ed.Commit();
   }
 };
 

@@ -17,7 +17,6 @@
 namespace strata::passes {
 namespace {
 
-
 struct Activation {
   std::string name;
   float alpha = 0, beta = 0;
@@ -119,7 +118,7 @@ class EpilogueFusion final : public GraphPass {
     const std::string base = fresh ? p.op_type : p.op_type.substr(5);  // "FusedConv" -> "Conv"
 
     if (auto act = AsActivation(ed, c); act && !c.inputs.empty() && c.inputs[0] == y) {
-      ir::Node f = Start(p);
+      ir::Node f = FusedForm(p);
       AppendActivation(f, *act);
       f.outputs = c.outputs;
       return f;
@@ -139,7 +138,7 @@ class EpilogueFusion final : public GraphPass {
       if (has_bias || !ty || !ty->shape || ty->shape->empty() || !ra || !rb || *ra < 2 || *rb < 2) return std::nullopt;
       const ir::Dim& last = ty->shape->back();
       if (!last.known() || last.value != bias->dim(0)) return std::nullopt;
-      ir::Node f = Start(p);
+      ir::Node f = FusedForm(p);
       f.inputs.resize(std::max<size_t>(f.inputs.size(), 3));
       f.inputs[2] = other;
       f.outputs = c.outputs;
@@ -147,15 +146,12 @@ class EpilogueFusion final : public GraphPass {
     }
     // Residual: another tensor of exactly Y's shape (no broadcasting), before any activation.
     if (!SameShape(ed, y, other) || !SameShape(ed, y, c.outputs[0])) return std::nullopt;
-    ir::Node f = Start(p);
+    ir::Node f = FusedForm(p);
     f.inputs.resize(4);
     f.inputs[3] = other;
     f.outputs = c.outputs;
     return f;
   }
-
-  // A fused copy of `p` (a plain op becomes its com.strata form with an empty epilogue).
-  static ir::Node Start(const ir::Node& p) { return FusedForm(p); }
 
   static void AppendActivation(ir::Node& f, const Activation& act) {
     for (auto& a : f.attributes) {
