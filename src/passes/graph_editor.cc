@@ -39,7 +39,6 @@ GraphEditor::GraphEditor(ir::Model& model) : model_(model), g_(*model.graph) {
   removed_.assign(g_.nodes.size(), false);
   for (const auto& vi : g_.outputs) graph_outputs_.insert(vi.name);
   for (const auto& vi : g_.inputs) graph_inputs_.insert(vi.name);
-  CollectNames(g_, names_);
   for (int i = 0; i < num_nodes(); ++i) {
     IndexNode(i);
     const ir::Node& n = g_.nodes[static_cast<size_t>(i)];
@@ -208,6 +207,8 @@ void GraphEditor::ReplaceNode(int i, ir::Node n) {
 }
 
 std::string GraphEditor::FreshName(const std::string& hint) {
+  // Collected on first use: most passes never create a name, and every pass builds an editor.
+  if (names_.empty()) CollectNames(g_, names_);
   std::string name = hint;
   for (int k = 1; names_.count(name) || g_.initializers.count(name); ++k) name = hint + "_" + std::to_string(k);
   names_.insert(name);

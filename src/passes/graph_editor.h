@@ -93,7 +93,9 @@ class GraphEditor {
   std::vector<bool> removed_;
   std::unordered_map<std::string, int> producer_;
   std::unordered_map<std::string, std::vector<int>> consumers_;  // may hold stale entries; filtered on read
-  std::unordered_set<std::string> graph_outputs_, graph_inputs_, subgraph_refs_, names_;
+  std::unordered_set<std::string> graph_outputs_, graph_inputs_, subgraph_refs_;
+  std::unordered_set<std::string> names_;  // every name in the model; filled by the first FreshName
+
   std::unordered_map<std::string, Tensor> constant_nodes_;
   bool changed_ = false;
 };
