@@ -10,13 +10,23 @@
 namespace strata::cli {
 namespace {
 
+std::string OpName(const ir::Node& n) { return (n.domain == ir::kOnnxDomain ? "" : n.domain + ":") + n.op_type; }
+
+// Declared or inferred type of each value that has one (value_info and graph outputs).
+std::map<std::string, const ir::ValueInfo*> TypeIndex(const ir::Graph& g) {
+  std::map<std::string, const ir::ValueInfo*> index;
+  for (const auto* list : {&g.value_info, &g.outputs})
+    for (const auto& vi : *list) index[vi.name] = &vi;
+  return index;
+}
+
 void CountOps(const ir::Graph& g, std::map<std::string, int>& hist, int64_t& params, int64_t& bytes) {
   for (const auto& [name, t] : g.initializers) {
     params += t.numel();
     bytes += static_cast<int64_t>(t.nbytes());
   }
   for (const auto& n : g.nodes) {
-    ++hist[(n.domain == ir::kOnnxDomain ? "" : n.domain + ":") + n.op_type];
+    ++hist[OpName(n)];
     for (const auto& a : n.attributes) {
       if (a.g) CountOps(*a.g, hist, params, bytes);
       for (const auto& sg : a.graphs) CountOps(*sg, hist, params, bytes);
@@ -29,9 +39,7 @@ void CountOps(const ir::Graph& g, std::map<std::string, int>& hist, int64_t& par
 }
 
 void PrintValueTypes(const ir::Graph& g, const std::string& indent) {
-  std::map<std::string, const ir::ValueInfo*> index;
-  for (const auto* list : {&g.value_info, &g.outputs})
-    for (const auto& vi : *list) index[vi.name] = &vi;
+  const auto index = TypeIndex(g);
   for (const auto& n : g.nodes) {
     for (const auto& o : n.outputs) {
       if (o.empty()) continue;
@@ -71,8 +79,6 @@ int PrintShapes(ir::Model& model) {
   return 0;
 }
 
-std::string OpName(const ir::Node& n) { return (n.domain == ir::kOnnxDomain ? "" : n.domain + ":") + n.op_type; }
-
 std::string Join(const std::vector<std::string>& v) {
   std::string s;
   for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + (v[i].empty() ? std::string("<none>") : v[i]);
@@ -98,9 +104,7 @@ int PrintOptimized(ir::Model& model, int level) {
   }
   params = bytes = 0;
   CountOps(*model.graph, after, params, bytes);
-  std::map<std::string, const ir::ValueInfo*> types;
-  for (const auto* list : {&model.graph->value_info, &model.graph->outputs})
-    for (const auto& vi : *list) types[vi.name] = &vi;
+  const auto types = TypeIndex(*model.graph);
   std::cout << "optimised graph (-O" << level << ", " << report.iterations << " iteration(s)):\n";
   for (const auto& n : model.graph->nodes) {
     std::cout << "  " << OpName(n);
@@ -170,8 +174,10 @@ void AddInspectCommand(CLI::App& app) {
   cmd->add_flag("--shapes", *shapes, "Run Strata's shape inference and print every value's dtype and (symbolic) shape");
   auto optimized = std::make_shared<bool>(false);
   auto level = std::make_shared<int>(3);
-  cmd->add_flag("--optimized", *optimized, "Run the graph passes; print the optimised graph and op counts before/after");
-  AddOptLevelOption(cmd, *level);
+  auto* opt_flag = cmd->add_flag("--optimized", *optimized,
+                                 "Run the graph passes of -O (default 3); print the optimised graph and op counts "
+                                 "before/after");
+  AddOptLevelOption(cmd, *level)->needs(opt_flag);
   cmd->callback([path, shapes, optimized, level]() {
     throw CLI::RuntimeError(Inspect(*path, *shapes, *optimized, *level));
   });

@@ -71,7 +71,8 @@ void AddRunCommand(CLI::App& app) {
   cmd->add_option("--output-dir", args->output_dir, "where output_<k>.pb/.npy go")->capture_default_str();
   cmd->add_option("--format", args->format, "output format")->check(CLI::IsMember({"pb", "npy"}))->capture_default_str();
   cmd->add_flag("--no-shape-check", args->no_shape_check,
-                "trust input data over the model's declared input shapes (dtypes are still checked)");
+                "trust input data over the model's declared input shapes (dtypes are still checked); "
+                "also skips the graph passes, which rely on those shapes");
   AddOptLevelOption(cmd, args->opt_level);
   cmd->callback([args]() { throw CLI::RuntimeError(Run(*args)); });
 }

@@ -29,14 +29,15 @@ class ConvBnFolding final : public GraphPass {
       for (size_t k = 1; k < bn.outputs.size(); ++k) extra_outputs |= !bn.outputs[k].empty();
       if (extra_outputs || bn.outputs.empty()) continue;
       const int c = ed.Producer(bn.inputs[0]);
-      if (c < 0 || ed.removed(c)) continue;
+      if (c < 0) continue;
       const ir::Node& conv = ed.node(c);
       if (!IsOp(conv, "Conv", 2) || !ed.HasSingleConsumer(bn.inputs[0])) continue;
       const Tensor* w = ed.Constant(conv.inputs[1]);
       if (!w || w->dtype() != DType::kFloat || w->rank() < 3) continue;
       const int64_t m = w->dim(0);
-      const Tensor* b = conv.inputs.size() > 2 && !conv.inputs[2].empty() ? ed.Constant(conv.inputs[2]) : nullptr;
-      if (conv.inputs.size() > 2 && !conv.inputs[2].empty() && !FloatVector(b, m)) continue;
+      const bool has_bias = conv.inputs.size() > 2 && !conv.inputs[2].empty();
+      const Tensor* b = has_bias ? ed.Constant(conv.inputs[2]) : nullptr;
+      if (has_bias && !FloatVector(b, m)) continue;
       const Tensor* scale = ed.Constant(bn.inputs[1]);
       const Tensor* beta = ed.Constant(bn.inputs[2]);
       const Tensor* mean = ed.Constant(bn.inputs[3]);

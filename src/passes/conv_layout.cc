@@ -18,13 +18,12 @@ namespace {
 
 constexpr std::string_view kNchw = "NCHW", kNhwc = "NHWC";
 
-bool IsConv2d(GraphEditor& ed, const ir::Node& n) {
+bool IsConv2d(const GraphEditor& ed, const ir::Node& n) {
   const bool conv = (n.domain == ir::kOnnxDomain && n.op_type == "Conv") ||
                     (n.domain == kStrataDomain && n.op_type == "FusedConv");
   if (!conv || n.outputs.size() != 1 || n.inputs.size() < 2 || n.inputs[0].empty()) return false;
-  if (ed.ElemType(n.inputs[0]) != DType::kFloat || ed.ElemType(n.outputs[0]) != DType::kFloat) return false;
-  const ir::TypeInfo* t = ed.TypeOf(n.inputs[0]);
-  return t && t->shape && t->shape->size() == 4;
+  return ed.ElemType(n.inputs[0]) == DType::kFloat && ed.ElemType(n.outputs[0]) == DType::kFloat &&
+         ed.Rank(n.inputs[0]) == 4;
 }
 
 std::string_view Layout(const ir::Node& n, std::string_view attr) {
@@ -62,7 +61,6 @@ class ConvLayout final : public GraphPass {
       return it != nhwc.end() && it->second ? kNhwc : kNchw;
     };
 
-    bool changed = false;
     for (int i = 0; i < ed.num_nodes(); ++i) {
       if (!conv[static_cast<size_t>(i)]) continue;
       const ir::Node& n = ed.node(i);
@@ -82,11 +80,9 @@ class ConvLayout final : public GraphPass {
       f.attributes.push_back(MakeAttr("y_layout", std::string(y)));
       f.attributes.push_back(MakeAttr("residual_layout", std::string(r)));
       ed.ReplaceNode(i, std::move(f));
-      changed = true;
     }
-    if (changed) model.opset_imports[std::string(kStrataDomain)] = 1;
-    ed.Commit();
-    return changed;
+    if (ed.changed()) model.opset_imports[std::string(kStrataDomain)] = 1;
+    return ed.Commit();
   }
 };
 

@@ -17,7 +17,6 @@
 namespace strata::passes {
 namespace {
 
-
 struct Activation {
   std::string name;
   float alpha = 0, beta = 0;
@@ -85,13 +84,6 @@ bool SameShape(const GraphEditor& ed, const std::string& a, const std::string& b
   return true;
 }
 
-std::optional<int64_t> Rank(const GraphEditor& ed, const std::string& v) {
-  if (const Tensor* t = ed.Constant(v)) return t->rank();
-  const ir::TypeInfo* t = ed.TypeOf(v);
-  if (!t || !t->shape) return std::nullopt;
-  return static_cast<int64_t>(t->shape->size());
-}
-
 class EpilogueFusion final : public GraphPass {
  public:
   std::string_view name() const override { return "epilogue-fusion"; }
@@ -126,7 +118,7 @@ class EpilogueFusion final : public GraphPass {
     const std::string base = fresh ? p.op_type : p.op_type.substr(5);  // "FusedConv" -> "Conv"
 
     if (auto act = AsActivation(ed, c); act && !c.inputs.empty() && c.inputs[0] == y) {
-      ir::Node f = Start(p);
+      ir::Node f = FusedForm(p);
       AppendActivation(f, *act);
       f.outputs = c.outputs;
       return f;
@@ -142,11 +134,11 @@ class EpilogueFusion final : public GraphPass {
       const bool has_bias = !fresh && p.inputs.size() > 2 && !p.inputs[2].empty();
       Shape ys;
       const ir::TypeInfo* ty = ed.TypeOf(y);
-      const auto ra = Rank(ed, p.inputs[0]), rb = Rank(ed, p.inputs[1]);
+      const auto ra = ed.Rank(p.inputs[0]), rb = ed.Rank(p.inputs[1]);
       if (has_bias || !ty || !ty->shape || ty->shape->empty() || !ra || !rb || *ra < 2 || *rb < 2) return std::nullopt;
       const ir::Dim& last = ty->shape->back();
       if (!last.known() || last.value != bias->dim(0)) return std::nullopt;
-      ir::Node f = Start(p);
+      ir::Node f = FusedForm(p);
       f.inputs.resize(std::max<size_t>(f.inputs.size(), 3));
       f.inputs[2] = other;
       f.outputs = c.outputs;
@@ -154,15 +146,12 @@ class EpilogueFusion final : public GraphPass {
     }
     // Residual: another tensor of exactly Y's shape (no broadcasting), before any activation.
     if (!SameShape(ed, y, other) || !SameShape(ed, y, c.outputs[0])) return std::nullopt;
-    ir::Node f = Start(p);
+    ir::Node f = FusedForm(p);
     f.inputs.resize(4);
     f.inputs[3] = other;
     f.outputs = c.outputs;
     return f;
   }
-
-  // A fused copy of `p` (a plain op becomes its com.strata form with an empty epilogue).
-  static ir::Node Start(const ir::Node& p) { return FusedForm(p); }
 
   static void AppendActivation(ir::Node& f, const Activation& act) {
     for (auto& a : f.attributes) {

@@ -39,7 +39,6 @@ GraphEditor::GraphEditor(ir::Model& model) : model_(model), g_(*model.graph) {
   removed_.assign(g_.nodes.size(), false);
   for (const auto& vi : g_.outputs) graph_outputs_.insert(vi.name);
   for (const auto& vi : g_.inputs) graph_inputs_.insert(vi.name);
-  CollectNames(g_, names_);
   for (int i = 0; i < num_nodes(); ++i) {
     IndexNode(i);
     const ir::Node& n = g_.nodes[static_cast<size_t>(i)];
@@ -96,8 +95,11 @@ bool GraphEditor::SplitScalarOperand(const ir::Node& n, std::string* other, doub
   if (n.inputs.size() != 2 || n.inputs[0].empty() || n.inputs[1].empty()) return false;
   double v0, v1;
   const bool c0 = ConstantScalar(n.inputs[0], &v0), c1 = ConstantScalar(n.inputs[1], &v1);
-  if (c0 == c1 || Constant(c0 ? n.inputs[0] : n.inputs[1])->rank() > 1) return false;  // no rank growth
-  *other = c0 ? n.inputs[1] : n.inputs[0];
+  if (c0 == c1) return false;
+  const std::string& x = c0 ? n.inputs[1] : n.inputs[0];
+  const int64_t scalar_rank = Constant(c0 ? n.inputs[0] : n.inputs[1])->rank();
+  if (scalar_rank > 0 && Rank(x).value_or(0) < scalar_rank) return false;  // would broadcast x to more dims
+  *other = x;
   *scalar = c0 ? v0 : v1;
   return true;
 }
@@ -124,6 +126,13 @@ DType GraphEditor::ElemType(const std::string& value) const {
   if (const Tensor* t = Constant(value)) return t->dtype();
   const ir::TypeInfo* t = TypeOf(value);
   return t && t->kind == ir::TypeInfo::Kind::kTensor ? t->elem_type : DType::kUndefined;
+}
+
+std::optional<int64_t> GraphEditor::Rank(const std::string& value) const {
+  if (const Tensor* t = Constant(value)) return t->rank();
+  const ir::TypeInfo* t = TypeOf(value);
+  if (!t || t->kind != ir::TypeInfo::Kind::kTensor || !t->shape) return std::nullopt;
+  return static_cast<int64_t>(t->shape->size());
 }
 
 bool GraphEditor::StaticShape(const std::string& value, Shape* out) const {
@@ -198,6 +207,8 @@ void GraphEditor::ReplaceNode(int i, ir::Node n) {
 }
 
 std::string GraphEditor::FreshName(const std::string& hint) {
+  // Collected on first use: most passes never create a name, and every pass builds an editor.
+  if (names_.empty()) CollectNames(g_, names_);
   std::string name = hint;
   for (int k = 1; names_.count(name) || g_.initializers.count(name); ++k) name = hint + "_" + std::to_string(k);
   names_.insert(name);

@@ -4,6 +4,7 @@
 // Commit(), so node indices stay valid during a pass.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -37,7 +38,8 @@ class GraphEditor {
   bool HasSingleConsumer(const std::string& value) const;
   // The single consumer of `value` (see HasSingleConsumer), or -1.
   int SoleConsumer(const std::string& value) const;
-  // For a two-input node with exactly one constant scalar input: the other input and the scalar.
+  // For a two-input node with exactly one constant scalar input: the other input and the scalar. The
+  // scalar's rank must not exceed the other input's, so the node's output has the other input's shape.
   bool SplitScalarOperand(const ir::Node& n, std::string* other, double* scalar) const;
   // All uses of `value` can be pointed elsewhere (not a graph output, not read by a subgraph).
   bool Rewirable(const std::string& value) const { return !IsGraphOutput(value) && !UsedBySubgraph(value); }
@@ -54,6 +56,8 @@ class GraphEditor {
   const ir::TypeInfo* TypeOf(const std::string& value) const;
   // Element type when known, else kUndefined.
   DType ElemType(const std::string& value) const;
+  // Rank of a tensor value, when its type (or constant value) tells.
+  std::optional<int64_t> Rank(const std::string& value) const;
   // Fully known static shape, if any.
   bool StaticShape(const std::string& value, Shape* out) const;
   void SetType(const std::string& value, ir::TypeInfo type);
@@ -89,7 +93,9 @@ class GraphEditor {
   std::vector<bool> removed_;
   std::unordered_map<std::string, int> producer_;
   std::unordered_map<std::string, std::vector<int>> consumers_;  // may hold stale entries; filtered on read
-  std::unordered_set<std::string> graph_outputs_, graph_inputs_, subgraph_refs_, names_;
+  std::unordered_set<std::string> graph_outputs_, graph_inputs_, subgraph_refs_;
+  std::unordered_set<std::string> names_;  // every name in the model; filled by the first FreshName
+
   std::unordered_map<std::string, Tensor> constant_nodes_;
   bool changed_ = false;
 };

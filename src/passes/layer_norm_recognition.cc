@@ -4,7 +4,8 @@
 //   y = Div(d, Sqrt(Add(v, eps))) * gamma [+ beta]
 // Refuses unless: both means keep dims over the same trailing axes, the exponent is exactly 2, eps is
 // a positive scalar below 1e-2, gamma/beta are float32 constants whose shape is the normalised
-// shape (leading 1s allowed), and every intermediate is read only inside the pattern (d twice).
+// shape (leading 1s allowed, up to x's rank), and every intermediate is read only inside the
+// pattern (d twice).
 #include <algorithm>
 #include <optional>
 
@@ -49,9 +50,10 @@ class LayerNormRecognition final : public GraphPass {
     return axes;
   }
 
-  // A float32 constant whose shape, without leading 1s, is `norm`.
-  static bool ParamFits(const Tensor* t, const Shape& norm) {
-    if (!t || t->dtype() != DType::kFloat) return false;
+  // A float32 constant whose shape, without leading 1s, is `norm`, and whose rank is at most x's (a
+  // higher rank would broadcast the output to more dims than LayerNormalization returns).
+  static bool ParamFits(const Tensor* t, const Shape& norm, int64_t rank) {
+    if (!t || t->dtype() != DType::kFloat || t->rank() > rank) return false;
     Shape s = t->shape();
     while (s.size() > norm.size() && s.front() == 1) s.erase(s.begin());
     return s == norm;
@@ -102,7 +104,7 @@ class LayerNormRecognition final : public GraphPass {
     if (mul < 0 || !IsOp(ed.node(mul), "Mul") || ed.node(mul).inputs.size() != 2) return;
     const ir::Node& mn = ed.node(mul);
     const std::string gamma = mn.inputs[0] == n ? mn.inputs[1] : mn.inputs[0];
-    if (!ParamFits(ed.Constant(gamma), norm)) return;
+    if (!ParamFits(ed.Constant(gamma), norm, rank)) return;
     std::vector<int> nodes = {mean, sub, pow, var, add_eps, sq, div, mul};
     int last = mul;
     std::string beta;
@@ -110,7 +112,7 @@ class LayerNormRecognition final : public GraphPass {
     if (add >= 0 && IsOp(ed.node(add), "Add") && ed.node(add).inputs.size() == 2) {
       const ir::Node& an = ed.node(add);
       const std::string b = an.inputs[0] == mn.outputs[0] ? an.inputs[1] : an.inputs[0];
-      if (ParamFits(ed.Constant(b), norm)) {
+      if (ParamFits(ed.Constant(b), norm, rank)) {
         beta = b;
         nodes.push_back(add);
         last = add;

@@ -10,17 +10,9 @@
 namespace strata::passes {
 namespace {
 
-// Rank of a value when its type says so.
-std::optional<int64_t> RankOf(const GraphEditor& ed, const std::string& v) {
-  if (const Tensor* t = ed.Constant(v)) return t->rank();
-  const ir::TypeInfo* t = ed.TypeOf(v);
-  if (!t || t->kind != ir::TypeInfo::Kind::kTensor || !t->shape) return std::nullopt;
-  return static_cast<int64_t>(t->shape->size());
-}
-
 std::optional<std::vector<int64_t>> TransposePerm(const GraphEditor& ed, const ir::Node& n) {
   if (const ir::Attribute* a = n.attr("perm")) return a->ints;
-  auto r = RankOf(ed, n.inputs[0]);
+  auto r = ed.Rank(n.inputs[0]);
   if (!r) return std::nullopt;
   std::vector<int64_t> p(static_cast<size_t>(*r));
   for (int64_t i = 0; i < *r; ++i) p[static_cast<size_t>(i)] = *r - 1 - i;
@@ -137,11 +129,11 @@ class NoOpElimination final : public GraphPass {
                                                            (op == "Unsqueeze" && prev.op_type == "Squeeze"));
       if (!pair || prev.inputs.empty()) return std::nullopt;
       // Both axis lists index the higher-rank side: Unsqueeze's output, Squeeze's input.
-      const auto r0 = RankOf(ed, prev.inputs[0]);
+      const auto r0 = ed.Rank(prev.inputs[0]);
       if (!r0) return std::nullopt;
       std::optional<std::vector<int64_t>> a, b;
       if (op == "Squeeze") {  // Unsqueeze(y, a) then Squeeze(a)
-        const auto r1 = RankOf(ed, x);  // rank after Unsqueeze
+        const auto r1 = ed.Rank(x);  // rank after Unsqueeze
         if (!r1) return std::nullopt;
         a = SqueezeAxes(ed, prev, *r1);
         b = SqueezeAxes(ed, n, *r1);

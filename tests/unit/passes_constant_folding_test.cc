@@ -57,6 +57,21 @@ TEST(ConstantFolding, LargeOutputsAndGraphOutputsAreNotFolded) {
   EXPECT_EQ(CountOps(m), (OpCounts{{"Add", 1}, {"ConstantOfShape", 1}, {"Shape", 1}}));
 }
 
+TEST(ConstantFolding, TransposeOfALargeWeightFolds) {
+  // 2 MiB output, above kMaxFoldedBytes, but no larger than its input: folding costs no memory.
+  ModelBuilder b;
+  b.Input("x", TP::FLOAT, {2, 1024}).Output("y", TP::FLOAT, {2, 512});
+  RandomInit(b, "w", {512, 1024}, 1);
+  SetInts(b.Node("Transpose", {"w"}, {"wt"}), "perm", {1, 0});
+  b.Node("MatMul", {"x", "wt"}, {"y"});
+  ir::Model m = Import(b);
+  ASSERT_TRUE(passes::InferShapes(m).ok());
+  EXPECT_TRUE(ApplyPass(m, "constant-folding"));
+  EXPECT_EQ(CountOps(m), (OpCounts{{"MatMul", 1}}));
+  ASSERT_EQ(m.graph->initializers.count("wt"), 1u);
+  EXPECT_EQ(m.graph->initializers.at("wt").shape(), (Shape{1024, 512}));
+}
+
 TEST(ConstantFolding, KnownDimsOfASymbolicShapeFold) {
   // x is [N, 3, 4]: Gather(Shape(x), 2) is 4 and Shape(x, start=1) is [3, 4]; Gather(Shape(x), 0) stays.
   ModelBuilder b;

@@ -33,6 +33,17 @@ TEST(CommonSubexpressionElimination, DifferentAttributesOrInputsStay) {
   CheckOptimized(b, 3);
 }
 
+TEST(CommonSubexpressionElimination, DuplicateWritingAGraphOutputStays) {
+  // The second Relu writes graph output y: its node must stay. The third merges into the first.
+  ModelBuilder b;
+  b.Input("x", TP::FLOAT, {6}).Output("y", TP::FLOAT, {6}).Output("z", TP::FLOAT, {6});
+  b.Node("Relu", {"x"}, {"a"});
+  b.Node("Relu", {"x"}, {"y"});
+  b.Node("Relu", {"x"}, {"c"});
+  b.Node("Add", {"a", "c"}, {"z"});
+  EXPECT_EQ(CheckOptimized(b, 1), (OpCounts{{"Add", 1}, {"Relu", 2}}));
+}
+
 TEST(CommonSubexpressionElimination, RandomOpsAreNeverMerged) {
   ModelBuilder b;
   b.Input("x", TP::FLOAT, {3}).Output("y", TP::FLOAT, {3});

@@ -105,6 +105,19 @@ TEST(GeluRecognition, RefusesWrongConstants) {
   }
 }
 
+TEST(GeluRecognition, RefusesConstantsThatGrowTheRank) {
+  // x is a scalar and every constant is [1]: y is [1], which Gelu(x) would not be.
+  ModelBuilder b;
+  b.Input("x", TP::FLOAT, {}).Output("y", TP::FLOAT, {1});
+  for (auto [name, v] : {std::pair{"c", kSqrt2}, {"one", 1.f}, {"half", 0.5f}}) b.Initializer(name, {v}, {1});
+  b.Node("Div", {"x", "c"}, {"a"});
+  b.Node("Erf", {"a"}, {"e"});
+  b.Node("Add", {"e", "one"}, {"u"});
+  b.Node("Mul", {"x", "u"}, {"xu"});
+  b.Node("Mul", {"xu", "half"}, {"y"});
+  EXPECT_EQ(Count(CheckOptimized(b, 3), "Erf"), 1);
+}
+
 TEST(GeluRecognition, ThenFusesIntoMatMul) {
   ModelBuilder b;
   b.Input("in", TP::FLOAT, {4, 8}).Output("y", TP::FLOAT, {4, 37});

@@ -11,15 +11,20 @@ struct LnSpec {
   float exponent = 2.f;
   bool beta = true;
   bool gamma_first = false;  // Mul(gamma, n) instead of Mul(n, gamma)
+  int64_t param_leading_ones = 0;  // gamma/beta get this many leading 1 dims
 };
 
 // The opset-13 torch export of LayerNorm, spelled out.
 void BuildLayerNorm(ModelBuilder& b, const LnSpec& s) {
   std::vector<int64_t> norm;
   for (int64_t a : s.axes) norm.push_back(s.x[static_cast<size_t>(a < 0 ? a + static_cast<int64_t>(s.x.size()) : a)]);
-  b.Input("x", TP::FLOAT, s.x).Output("y", TP::FLOAT, s.x);
-  RandomInit(b, "gamma", norm, 1);
-  RandomInit(b, "beta", norm, 2);
+  std::vector<int64_t> param(static_cast<size_t>(s.param_leading_ones), 1), y = s.x;
+  param.insert(param.end(), norm.begin(), norm.end());
+  // The Mul broadcasts x against gamma: a gamma of higher rank than x adds leading 1s to y.
+  while (y.size() < param.size()) y.insert(y.begin(), 1);
+  b.Input("x", TP::FLOAT, s.x).Output("y", TP::FLOAT, y);
+  RandomInit(b, "gamma", param, 1);
+  RandomInit(b, "beta", param, 2);
   ScalarInit(b, "two", s.exponent);
   ScalarInit(b, "eps", s.eps);
   SetInts(b.Node("ReduceMean", {"x"}, {"m"}), "axes", s.axes);
@@ -35,8 +40,9 @@ void BuildLayerNorm(ModelBuilder& b, const LnSpec& s) {
 }
 
 TEST(LayerNormRecognition, RecognisesTheTorchExport) {
-  std::vector<LnSpec> specs(5);
+  std::vector<LnSpec> specs(6);
   specs[1].x = {3, 7};          // odd width
+  specs[5].param_leading_ones = 1;  // gamma/beta [1, 16] for x [2, 5, 16]: no rank growth
   specs[2].axes = {1, 2};       // two trailing axes
   specs[3].beta = false;        // no bias
   specs[4].gamma_first = true;  // operand order
@@ -57,11 +63,13 @@ TEST(LayerNormRecognition, OnlyAtLevelThree) {
 }
 
 TEST(LayerNormRecognition, RefusesWrongConstantsAndAxes) {
-  std::vector<LnSpec> specs(3);
+  std::vector<LnSpec> specs(4);
   specs[0].eps = 0.5f;        // not an epsilon
   specs[1].exponent = 3.f;    // not a variance
   specs[2].axes = {1};        // not the trailing axis (gamma still broadcasts: x is [2, 5, 5])
   specs[2].x = {2, 5, 5};
+  specs[3].x = {5, 16};       // gamma/beta [1, 1, 16] make y [1, 5, 16]; LayerNormalization keeps rank 2
+  specs[3].param_leading_ones = 2;
   for (size_t k = 0; k < specs.size(); ++k) {
     SCOPED_TRACE(k);
     ModelBuilder b;

@@ -18,6 +18,21 @@ TEST(NoOpElimination, RemovesIdentityDropoutCastReshape) {
   EXPECT_EQ(c, (OpCounts{{"Relu", 1}, {"Sigmoid", 1}}));
 }
 
+TEST(NoOpElimination, RemovesIdentityTransposeAndDropoutWithFalseTrainingMode) {
+  ModelBuilder b;
+  b.Input("x", TP::FLOAT, {2, 3}).Output("y", TP::FLOAT, {2, 3});
+  b.Initializer("ratio", {0.5f}, {});
+  auto* off = b.proto().mutable_graph()->add_initializer();
+  off->set_name("training");
+  off->set_data_type(TP::BOOL);
+  off->add_int32_data(0);
+  b.Node("Relu", {"x"}, {"a"});
+  SetInts(b.Node("Transpose", {"a"}, {"t"}), "perm", {0, 1});
+  b.Node("Dropout", {"t", "ratio", "training"}, {"d"});
+  b.Node("Sigmoid", {"d"}, {"y"});
+  EXPECT_EQ(CheckOptimized(b, 1), (OpCounts{{"Relu", 1}, {"Sigmoid", 1}}));
+}
+
 TEST(NoOpElimination, GraphOutputKeepsItsNameThroughTheProducer) {
   ModelBuilder b;
   b.Input("x", TP::FLOAT, {5}).Output("y", TP::FLOAT, {5});
