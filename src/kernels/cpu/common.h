@@ -54,12 +54,12 @@ Strides ContiguousStrides(const Shape& shape);
 // Iterates all output indices of a broadcast, calling f(out_index, offset_a, offset_b).
 // The innermost dimension is handed to `f` in a tight loop.
 template <typename F>
-void ForEachBroadcast2(const Shape& out, const std::vector<int64_t>& sa, const std::vector<int64_t>& sb, F&& f) {
+void ForEachBroadcast2(const Shape& out, const Strides& sa, const Strides& sb, F&& f) {
   const int rank = static_cast<int>(out.size());
   const int64_t total = NumElements(out);
   if (total == 0) return;
   if (rank == 0) { f(0, 0, 0); return; }
-  std::vector<int64_t> idx(static_cast<size_t>(rank), 0);
+  Shape idx(static_cast<size_t>(rank), 0);
   const int64_t inner = out[static_cast<size_t>(rank - 1)];
   const int64_t ia = sa[static_cast<size_t>(rank - 1)], ib = sb[static_cast<size_t>(rank - 1)];
   int64_t oa = 0, ob = 0;

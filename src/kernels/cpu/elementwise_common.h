@@ -68,8 +68,8 @@ void ParallelFor(int64_t n, F&& f, int64_t threshold = kParallelThreshold) {
 // (0 where broadcast). The innermost stride of every input is 0 or 1.
 template <int K>
 struct BroadcastPlan {
-  std::vector<int64_t> dims;                      // collapsed output dims, at least one
-  std::array<std::vector<int64_t>, K> strides;    // per input, per collapsed dim
+  Shape dims;                        // collapsed output dims, at least one
+  std::array<Strides, K> strides;    // per input, per collapsed dim
   std::array<bool, K> step{};                     // input advances along the innermost dim
   int64_t inner = 1;
   int64_t rows = 1;
@@ -80,7 +80,7 @@ struct BroadcastPlan {
 template <int K>
 Status MakePlan(const std::array<const Shape*, K>& ins, const Shape& out, BroadcastPlan<K>* p) {
   const size_t rank = out.size();
-  std::array<std::vector<int64_t>, K> full;
+  std::array<Strides, K> full;
   for (int k = 0; k < K; ++k) {
     const Shape& s = *ins[static_cast<size_t>(k)];
     if (s.size() > rank) return InvalidArgument("input rank exceeds broadcast output rank");
@@ -132,7 +132,7 @@ void ForEachRun(const BroadcastPlan<K>& p, F&& f) {
   const int64_t inner = p.inner;
   // Runs rows [r0, r1) with an odometer over the outer dims.
   auto run_rows = [&](int64_t r0, int64_t r1) {
-    std::vector<int64_t> idx(static_cast<size_t>(nd), 0);
+    Shape idx(static_cast<size_t>(nd), 0);
     std::array<int64_t, K> off{};
     int64_t rem = r0;
     for (int d = nd - 2; d >= 0; --d) {

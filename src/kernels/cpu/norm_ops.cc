@@ -277,7 +277,7 @@ class LayerNormKernel final : public OpKernel {
         return InvalidArgument("scale/bias shape " + ShapeToString(t.shape()) + " does not broadcast to " +
                                ShapeToString(norm_shape));
     const std::vector<double> v = ReadParams(t);
-    const std::vector<int64_t> st = BroadcastStrides(s, norm_shape);
+    const Strides st = BroadcastStrides(s, norm_shape);
     const int64_t M = NumElements(norm_shape);
     out.assign(static_cast<size_t>(M), 0.0);
     std::vector<int64_t> idx(norm_shape.size(), 0);
@@ -394,12 +394,8 @@ class MvnKernel final : public OpKernel {
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
     RETURN_IF_ERROR(CheckFloat(x, "X"));
-    std::vector<int> axes;
-    for (int64_t a : axes_) {
-      ASSIGN_OR_RETURN(int na, NormalizeAxis(a, x.rank(), "MeanVarianceNormalization "));
-      axes.push_back(na);
-    }
-    const ReducePlan plan = MakeReducePlan(x.shape(), axes);
+    for (int64_t a : axes_) RETURN_IF_ERROR(NormalizeAxis(a, x.rank(), "MeanVarianceNormalization ").status());
+    const ReducePlan plan = MakeReducePlan(x.shape(), axes_);
     ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), x.shape()));
     if (x.numel() == 0) return Status::Ok();
     return Dispatch(FloatTypes{}, x.dtype(), [&](auto* tag) -> Status {
@@ -416,8 +412,8 @@ class MvnKernel final : public OpKernel {
       ReduceInto<double>(
           plan, xd, var.data(), 0.0, [mp](double v, int64_t o) { return (v - mp[o]) * (v - mp[o]); }, plus);
       for (double& v : var) v = 1.0 / (std::sqrt(v / cnt) + 1e-9);
-      const std::vector<int64_t> sx = ContiguousStrides(x.shape());
-      const std::vector<int64_t> sm = BroadcastStrides(plan.out_shape_keep, x.shape());
+      const Strides sx = ContiguousStrides(x.shape());
+      const Strides sm = BroadcastStrides(plan.out_shape_keep, x.shape());
       ForEachBroadcast2(x.shape(), sx, sm, [&](int64_t i, int64_t ix, int64_t im) {
         const double v = static_cast<double>(static_cast<ComputeType<T>>(xd[ix]));
         yd[i] = FromDouble<T>((v - mean[static_cast<size_t>(im)]) * var[static_cast<size_t>(im)]);
@@ -506,8 +502,8 @@ class LpNormKernel final : public OpKernel {
     const Tensor& x = ctx.input_tensor(0);
     RETURN_IF_ERROR(CheckFloat(x, "X"));
     CHECK_ARG(x.rank() >= 1, "input must have rank >= 1");
-    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, x.rank()));
-    const ReducePlan plan = MakeReducePlan(x.shape(), {axis});
+    RETURN_IF_ERROR(NormalizeAxis(axis_, x.rank()).status());
+    const ReducePlan plan = MakeReducePlan(x.shape(), {&axis_, 1});
     ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), x.shape()));
     if (x.numel() == 0) return Status::Ok();
     const bool l1 = p_ == 1;
@@ -523,8 +519,8 @@ class LpNormKernel final : public OpKernel {
         if (!l1) v = std::sqrt(v);
         v = v == 0.0 ? 0.0 : 1.0 / v;
       }
-      const std::vector<int64_t> sx = ContiguousStrides(x.shape());
-      const std::vector<int64_t> sm = BroadcastStrides(plan.out_shape_keep, x.shape());
+      const Strides sx = ContiguousStrides(x.shape());
+      const Strides sm = BroadcastStrides(plan.out_shape_keep, x.shape());
       ForEachBroadcast2(x.shape(), sx, sm, [&](int64_t i, int64_t ix, int64_t im) {
         yd[i] = FromDouble<T>(static_cast<double>(static_cast<ComputeType<T>>(xd[ix])) * nrm[static_cast<size_t>(im)]);
       });
