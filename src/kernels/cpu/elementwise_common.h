@@ -1,6 +1,6 @@
-// Shared machinery for the elementwise kernels: load/store through the compute type, a parallel
-// loop helper and an N-input broadcasting row iterator that collapses dimensions so the innermost
-// loop is a plain contiguous (or scalar-broadcast) run the compiler can vectorise.
+// Shared machinery for the elementwise kernels: load/store through the compute type and an
+// N-input broadcasting row iterator that collapses dimensions so the innermost loop is a plain
+// contiguous (or scalar-broadcast) run the compiler can vectorise. (ParallelFor is in common.h.)
 #pragma once
 
 #include <omp.h>
@@ -42,26 +42,6 @@ inline constexpr bool kIsFloat = std::is_floating_point_v<T> || kIs16BitFloat<T>
 using BoolTypes = TypeList<bool>;
 using NumericAndBool = TypeList<float, double, Float16, BFloat16, int8_t, int16_t, int32_t, int64_t, uint8_t,
                                 uint16_t, uint32_t, uint64_t, bool>;
-
-// ---- parallel loops ----
-inline constexpr int64_t kParallelThreshold = 1 << 15;
-
-// Calls f(begin, end) over [0, n), split across threads when n is large.
-template <typename F>
-void ParallelFor(int64_t n, F&& f, int64_t threshold = kParallelThreshold) {
-  if (n <= 0) return;
-  const int threads = omp_get_max_threads();
-  if (n < threshold || threads <= 1 || omp_in_parallel()) {
-    f(int64_t{0}, n);
-    return;
-  }
-  const int64_t chunks = std::min<int64_t>(threads, (n + threshold / 2 - 1) / (threshold / 2));
-#pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
-    if (b < e) f(b, e);
-  }
-}
 
 // ---- broadcasting plan ----
 // Output dims collapsed as far as possible; per input, the element stride along each collapsed dim

@@ -13,6 +13,7 @@
 
 #include "core/status.h"
 #include "core/tensor.h"
+#include "kernels/cpu/common.h"
 
 namespace strata::cpu {
 
@@ -103,30 +104,36 @@ void ReduceInto(const ReducePlan& plan, const In* x, Acc* acc, Acc init, const P
   const size_t n = d.size();
   const int64_t total = plan.out_numel * plan.count;
   if (n == 1 && !r(0)) {  // nothing reduced: elementwise
-#pragma omp parallel for if (total > (1 << 16))
-    for (int64_t i = 0; i < total; ++i) acc[i] = comb(acc[i], pre(static_cast<Acc>(x[i]), i));
+    ParallelFor(
+        total,
+        [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) acc[i] = comb(acc[i], pre(static_cast<Acc>(x[i]), i));
+        },
+        1 << 16);
     return;
   }
   if (r(n - 1) && (n == 1 || (n == 2 && !r(0)))) {  // [K, R]
     const int64_t K = n == 1 ? 1 : d[0], R = d[n - 1];
-#pragma omp parallel for if (total > (1 << 16) && K > 1)
-    for (int64_t k = 0; k < K; ++k) acc[k] = comb(acc[k], ReduceRow<Acc>(x + k * R, R, init, k, pre, comb));
+    ParallelRows(K, R, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) acc[k] = comb(acc[k], ReduceRow<Acc>(x + k * R, R, init, k, pre, comb));
+    });
     return;
   }
   if (!r(n - 1) && (n == 2 || (n == 3 && !r(0)))) {  // [R, K2] or [K1, R, K2]
     const int64_t K1 = n == 2 ? 1 : d[0], R = d[n - 2], K2 = d[n - 1];
     constexpr int64_t kChunk = 1024;
     const int64_t chunks = (K2 + kChunk - 1) / kChunk;
-#pragma omp parallel for if (total > (1 << 16) && K1 * chunks > 1)
-    for (int64_t job = 0; job < K1 * chunks; ++job) {
-      const int64_t k1 = job / chunks, c0 = (job % chunks) * kChunk, c1 = std::min(K2, c0 + kChunk);
-      Acc* a = acc + k1 * K2;
-      const In* xb = x + k1 * R * K2;
-      for (int64_t j = 0; j < R; ++j) {
-        const In* xr = xb + j * K2;
-        for (int64_t c = c0; c < c1; ++c) a[c] = comb(a[c], pre(static_cast<Acc>(xr[c]), k1 * K2 + c));
+    ParallelRows(K1 * chunks, R * std::min(K2, kChunk), [&](int64_t job0, int64_t job1) {
+      for (int64_t job = job0; job < job1; ++job) {
+        const int64_t k1 = job / chunks, c0 = (job % chunks) * kChunk, c1 = std::min(K2, c0 + kChunk);
+        Acc* a = acc + k1 * K2;
+        const In* xb = x + k1 * R * K2;
+        for (int64_t j = 0; j < R; ++j) {
+          const In* xr = xb + j * K2;
+          for (int64_t c = c0; c < c1; ++c) a[c] = comb(a[c], pre(static_cast<Acc>(xr[c]), k1 * K2 + c));
+        }
       }
-    }
+    });
     return;
   }
   // General: odometer over all but the last simplified dim.

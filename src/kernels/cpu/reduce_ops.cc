@@ -61,11 +61,12 @@ Status RunReduce(const Tensor& x, const ReducePlan& plan, bool keepdims, KernelC
       const vec::Kernels& vk = vec::Active();
       const auto fn = K == RK::kMax ? vk.row_max : K == RK::kMin ? vk.row_min : vk.row_sum;
       const float cnt = static_cast<float>(len);
-#pragma omp parallel for if (rows * len > (1 << 16) && rows > 1)
-      for (int64_t k = 0; k < rows; ++k) {
-        const float v = fn(xd + k * len, len);
-        yd[k] = K == RK::kMean ? v / cnt : v;
-      }
+      ParallelRows(rows, len, [&](int64_t b, int64_t e) {
+        for (int64_t k = b; k < e; ++k) {
+          const float v = fn(xd + k * len, len);
+          yd[k] = K == RK::kMean ? v / cnt : v;
+        }
+      });
       return Status::Ok();
     }
   }
@@ -78,8 +79,11 @@ Status RunReduce(const Tensor& x, const ReducePlan& plan, bool keepdims, KernelC
   auto ident = [](Acc v, int64_t) { return v; };
   auto fill = [&](Acc v) { std::fill(acc, acc + on, v); };
   auto store = [&](auto post) {
-#pragma omp parallel for if (on > (1 << 16))
-    for (int64_t i = 0; i < on; ++i) yd[i] = CastValue<T, Acc>(post(acc[i], i));
+    ParallelFor(
+        on, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) yd[i] = CastValue<T, Acc>(post(acc[i], i));
+        },
+        1 << 16);
   };
 
   if constexpr (K == RK::kSum || K == RK::kMean || K == RK::kLogSum) {
