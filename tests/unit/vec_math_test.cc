@@ -256,6 +256,10 @@ TEST(VecMath, SoftmaxAndLayerNormRowsMatchDoubleReference) {
       std::vector<float> z = x;
       k->softmax_row(z.data(), z.data(), n);
       for (size_t i = 0; i < un; ++i) ASSERT_NEAR(z[i], std::exp(x[i] - mx) / s, 2e-7);
+      z = x;
+      k->log_softmax_row(z.data(), z.data(), n);
+      for (size_t i = 0; i < un; ++i)
+        ASSERT_NEAR(z[i], x[i] - mx - std::log(s), 2e-6 * (1 + std::fabs(x[i] - mx))) << isa << " in place";
 
       const std::vector<float> g = RandomRow(n, 5, 1.0f), b = RandomRow(n, 6, 1.0f);
       double mean = 0, var = 0;
@@ -350,6 +354,49 @@ TEST(VecMathWired, SoftmaxAndLogSoftmaxAlongEveryAxis) {
         IsaScope scope(isa);
         ExpectNear(RunOne(b, x), want, 2e-6, std::string(op) + " axis " + std::to_string(axis) + " " +
                                                  cpu::vec::IsaName(isa));
+      }
+    }
+  }
+}
+
+// Float16 Softmax/LogSoftmax convert to float and use the same kernels (the row kernel in place
+// for the innermost axis, vec_math exp for a strided axis).
+TEST(VecMathWired, Float16SoftmaxAndLogSoftmaxAlongEveryAxis) {
+  const Tensor xf = FloatTensor({2, 3, 37}, 22, 4.0f);
+  Tensor x(DType::kFloat16, xf.shape());
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<Float16>()[i] = Float16(xf.data<float>()[i]);
+  for (const char* op : {"Softmax", "LogSoftmax"}) {
+    for (int axis : {-1, 1}) {
+      ModelBuilder b(13);
+      b.Input("x", onnx::TensorProto::FLOAT16, {2, 3, 37}).Output("y", onnx::TensorProto::FLOAT16, {2, 3, 37});
+      auto* a = b.Node(op, {"x"}, {"y"}).add_attribute();
+      a->set_name("axis");
+      a->set_type(onnx::AttributeProto::INT);
+      a->set_i(axis);
+      const int64_t L = axis == -1 ? 37 : 3, inner = axis == -1 ? 1 : 37, outer = x.numel() / (L * inner);
+      std::vector<double> want(static_cast<size_t>(x.numel()));
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t j = 0; j < inner; ++j) {
+          auto at = [&](int64_t l) { return static_cast<size_t>((o * L + l) * inner + j); };
+          auto xv = [&](int64_t l) { return static_cast<double>(static_cast<float>(x.data<Float16>()[at(l)])); };
+          double mx = -INFINITY, s = 0;
+          for (int64_t l = 0; l < L; ++l) mx = std::max(mx, xv(l));
+          for (int64_t l = 0; l < L; ++l) s += std::exp(xv(l) - mx);
+          for (int64_t l = 0; l < L; ++l) want[at(l)] = op[0] == 'S' ? std::exp(xv(l) - mx) / s : xv(l) - mx - std::log(s);
+        }
+      for (Isa isa : Levels()) {
+        IsaScope scope(isa);
+        auto sess = SessionFrom(b);
+        ASSERT_TRUE(sess.ok()) << sess.status().ToString();
+        std::vector<Value> outs;
+        const std::vector<Value> ins = {x};
+        ASSERT_TRUE((*sess)->Run(ins, outs).ok());
+        const Tensor& y = outs.at(0).tensor();
+        for (int64_t i = 0; i < y.numel(); ++i) {
+          const double w = want[static_cast<size_t>(i)];
+          ASSERT_NEAR(static_cast<float>(y.data<Float16>()[i]), w, 1e-3 * (1 + std::fabs(w)))
+              << op << " axis " << axis << " " << cpu::vec::IsaName(isa) << " at " << i;
+        }
       }
     }
   }

@@ -1,6 +1,9 @@
 // Utilities shared by CPU kernels: dtype dispatch, broadcasting, axis handling.
 #pragma once
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -51,15 +54,45 @@ Result<Shape> BroadcastShapes(std::span<const Shape* const> shapes);
 Strides BroadcastStrides(const Shape& in, const Shape& out);
 Strides ContiguousStrides(const Shape& shape);
 
+// ---- parallel loops ----
+// Loops go through these rather than `#pragma omp parallel for if (...)`: a parallel region
+// whose `if` is false still builds a one-thread team (and allocates) on every call.
+inline constexpr int64_t kParallelThreshold = 1 << 15;
+
+// Calls f(begin, end) over [0, n), split across threads when n >= threshold.
+template <typename F>
+void ParallelFor(int64_t n, F&& f, int64_t threshold = kParallelThreshold) {
+  if (n <= 0) return;
+  const int threads = omp_get_max_threads();
+  if (n < threshold || threads <= 1 || omp_in_parallel()) {
+    f(int64_t{0}, n);
+    return;
+  }
+  const int64_t grain = std::max<int64_t>(1, threshold / 2);
+  const int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / grain);
+#pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
+    if (b < e) f(b, e);
+  }
+}
+
+// Calls f(begin, end) over rows [0, rows) of row_elems elements each, split across threads when
+// there are at least two rows and more than min_elems elements in all.
+template <typename F>
+void ParallelRows(int64_t rows, int64_t row_elems, F&& f, int64_t min_elems = 1 << 16) {
+  ParallelFor(rows, f, std::max<int64_t>(2, min_elems / std::max<int64_t>(row_elems, 1) + 1));
+}
+
 // Iterates all output indices of a broadcast, calling f(out_index, offset_a, offset_b).
 // The innermost dimension is handed to `f` in a tight loop.
 template <typename F>
-void ForEachBroadcast2(const Shape& out, const std::vector<int64_t>& sa, const std::vector<int64_t>& sb, F&& f) {
+void ForEachBroadcast2(const Shape& out, const Strides& sa, const Strides& sb, F&& f) {
   const int rank = static_cast<int>(out.size());
   const int64_t total = NumElements(out);
   if (total == 0) return;
   if (rank == 0) { f(0, 0, 0); return; }
-  std::vector<int64_t> idx(static_cast<size_t>(rank), 0);
+  Shape idx(static_cast<size_t>(rank), 0);
   const int64_t inner = out[static_cast<size_t>(rank - 1)];
   const int64_t ia = sa[static_cast<size_t>(rank - 1)], ib = sb[static_cast<size_t>(rank - 1)];
   int64_t oa = 0, ob = 0;

@@ -1,6 +1,6 @@
-// Shared machinery for the elementwise kernels: load/store through the compute type, a parallel
-// loop helper and an N-input broadcasting row iterator that collapses dimensions so the innermost
-// loop is a plain contiguous (or scalar-broadcast) run the compiler can vectorise.
+// Shared machinery for the elementwise kernels: load/store through the compute type and an
+// N-input broadcasting row iterator that collapses dimensions so the innermost loop is a plain
+// contiguous (or scalar-broadcast) run the compiler can vectorise. (ParallelFor is in common.h.)
 #pragma once
 
 #include <omp.h>
@@ -43,33 +43,13 @@ using BoolTypes = TypeList<bool>;
 using NumericAndBool = TypeList<float, double, Float16, BFloat16, int8_t, int16_t, int32_t, int64_t, uint8_t,
                                 uint16_t, uint32_t, uint64_t, bool>;
 
-// ---- parallel loops ----
-inline constexpr int64_t kParallelThreshold = 1 << 15;
-
-// Calls f(begin, end) over [0, n), split across threads when n is large.
-template <typename F>
-void ParallelFor(int64_t n, F&& f, int64_t threshold = kParallelThreshold) {
-  if (n <= 0) return;
-  const int threads = omp_get_max_threads();
-  if (n < threshold || threads <= 1 || omp_in_parallel()) {
-    f(int64_t{0}, n);
-    return;
-  }
-  const int64_t chunks = std::min<int64_t>(threads, (n + threshold / 2 - 1) / (threshold / 2));
-#pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
-    if (b < e) f(b, e);
-  }
-}
-
 // ---- broadcasting plan ----
 // Output dims collapsed as far as possible; per input, the element stride along each collapsed dim
 // (0 where broadcast). The innermost stride of every input is 0 or 1.
 template <int K>
 struct BroadcastPlan {
-  std::vector<int64_t> dims;                      // collapsed output dims, at least one
-  std::array<std::vector<int64_t>, K> strides;    // per input, per collapsed dim
+  Shape dims;                        // collapsed output dims, at least one
+  std::array<Strides, K> strides;    // per input, per collapsed dim
   std::array<bool, K> step{};                     // input advances along the innermost dim
   int64_t inner = 1;
   int64_t rows = 1;
@@ -80,7 +60,7 @@ struct BroadcastPlan {
 template <int K>
 Status MakePlan(const std::array<const Shape*, K>& ins, const Shape& out, BroadcastPlan<K>* p) {
   const size_t rank = out.size();
-  std::array<std::vector<int64_t>, K> full;
+  std::array<Strides, K> full;
   for (int k = 0; k < K; ++k) {
     const Shape& s = *ins[static_cast<size_t>(k)];
     if (s.size() > rank) return InvalidArgument("input rank exceeds broadcast output rank");
@@ -132,7 +112,7 @@ void ForEachRun(const BroadcastPlan<K>& p, F&& f) {
   const int64_t inner = p.inner;
   // Runs rows [r0, r1) with an odometer over the outer dims.
   auto run_rows = [&](int64_t r0, int64_t r1) {
-    std::vector<int64_t> idx(static_cast<size_t>(nd), 0);
+    Shape idx(static_cast<size_t>(nd), 0);
     std::array<int64_t, K> off{};
     int64_t rem = r0;
     for (int d = nd - 2; d >= 0; --d) {

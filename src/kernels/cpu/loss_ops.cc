@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "kernels/cpu/common.h"
-#include "kernels/cpu/softmax_math.h"
 
 namespace strata::cpu {
 namespace {
@@ -78,7 +77,7 @@ class LossKernel final : public OpKernel {
           for (int64_t d = 0; d < D; ++d) {
             const Cm v = static_cast<Cm>(xb[c * D + d]) - m[static_cast<size_t>(d)];
             lb[c * D + d] = v;
-            s[static_cast<size_t>(d)] += VecExp(v);
+            s[static_cast<size_t>(d)] += std::exp(v);
           }
         for (int64_t d = 0; d < D; ++d) s[static_cast<size_t>(d)] = std::log(s[static_cast<size_t>(d)]);
         for (int64_t c = 0; c < C; ++c)

@@ -144,12 +144,13 @@ class BatchNormKernel final : public OpKernel {
         mean = cm;
         var = cv;
       }
-#pragma omp parallel for if (N * C * S > (1 << 16))
-      for (int64_t nc = 0; nc < N * C; ++nc) {
-        const size_t c = static_cast<size_t>(nc % C);
-        const double a = scale[c] / std::sqrt(var[c] + epsilon_);
-        AffineRun(xd + nc * S, yd + nc * S, S, a, bias[c] - mean[c] * a);
-      }
+      ParallelRows(N * C, S, [&](int64_t b, int64_t e) {
+        for (int64_t nc = b; nc < e; ++nc) {
+          const size_t c = static_cast<size_t>(nc % C);
+          const double a = scale[c] / std::sqrt(var[c] + epsilon_);
+          AffineRun(xd + nc * S, yd + nc * S, S, a, bias[c] - mean[c] * a);
+        }
+      });
       return Status::Ok();
     });
   }
@@ -217,18 +218,22 @@ class GroupNormKernel final : public OpKernel {
       const T* xd = x.data<T>();
       T* yd = y->data<T>();
       const int64_t run = cpg * S;
-#pragma omp parallel for if (N * C * S > (1 << 15) && N * G > 1)
-      for (int64_t ng = 0; ng < N * G; ++ng) {
-        double mean, var;
-        MeanVar(xd + ng * run, run, mean, var);
-        const double inv = 1.0 / std::sqrt(var + eps);
-        const int64_t g = ng % G;
-        for (int64_t k = 0; k < cpg; ++k) {
-          const size_t c = static_cast<size_t>(g * cpg + k);
-          const double a = scale[c] * inv;
-          AffineRun(xd + ng * run + k * S, yd + ng * run + k * S, S, a, bias[c] - mean * a);
-        }
-      }
+      ParallelRows(
+          N * G, run,
+          [&](int64_t b, int64_t e) {
+            for (int64_t ng = b; ng < e; ++ng) {
+              double mean, var;
+              MeanVar(xd + ng * run, run, mean, var);
+              const double inv = 1.0 / std::sqrt(var + eps);
+              const int64_t g = ng % G;
+              for (int64_t k = 0; k < cpg; ++k) {
+                const size_t c = static_cast<size_t>(g * cpg + k);
+                const double a = scale[c] * inv;
+                AffineRun(xd + ng * run + k * S, yd + ng * run + k * S, S, a, bias[c] - mean * a);
+              }
+            }
+          },
+          1 << 15);
       return Status::Ok();
     });
   }
@@ -277,7 +282,7 @@ class LayerNormKernel final : public OpKernel {
         return InvalidArgument("scale/bias shape " + ShapeToString(t.shape()) + " does not broadcast to " +
                                ShapeToString(norm_shape));
     const std::vector<double> v = ReadParams(t);
-    const std::vector<int64_t> st = BroadcastStrides(s, norm_shape);
+    const Strides st = BroadcastStrides(s, norm_shape);
     const int64_t M = NumElements(norm_shape);
     out.assign(static_cast<size_t>(M), 0.0);
     std::vector<int64_t> idx(norm_shape.size(), 0);
@@ -333,13 +338,14 @@ class LayerNormKernel final : public OpKernel {
       const auto row = vec::Active().layer_norm_row;
       const float feps = static_cast<float>(eps);
       const float* bp = ctx.has_input(2) ? bi.data() : nullptr;
-#pragma omp parallel for if (outer * M > (1 << 16) && outer > 1)
-      for (int64_t o = 0; o < outer; ++o) {
-        float mean, rstd;
-        row(xd + o * M, yd + o * M, M, sc.data(), bp, feps, &mean, &rstd);
-        means[static_cast<size_t>(o)] = mean;
-        invs[static_cast<size_t>(o)] = rstd;
-      }
+      ParallelRows(outer, M, [&](int64_t b, int64_t e) {
+        for (int64_t o = b; o < e; ++o) {
+          float mean, rstd;
+          row(xd + o * M, yd + o * M, M, sc.data(), bp, feps, &mean, &rstd);
+          means[static_cast<size_t>(o)] = mean;
+          invs[static_cast<size_t>(o)] = rstd;
+        }
+      });
       if (mean_t) RETURN_IF_ERROR(WriteDoubles(mean_t, means));
       if (inv_t) RETURN_IF_ERROR(WriteDoubles(inv_t, invs));
       return Status::Ok();
@@ -349,24 +355,28 @@ class LayerNormKernel final : public OpKernel {
       using Cm = ComputeType<T>;
       const T* xd = x.data<T>();
       T* yd = y->data<T>();
-#pragma omp parallel for if (outer * M > (1 << 15) && outer > 1)
-      for (int64_t o = 0; o < outer; ++o) {
-        double mean, var;
-        MeanVar(xd + o * M, M, mean, var);
-        double inv = 1.0 / std::sqrt(var + eps);
-        if (!dbl) {  // statistics are stashed in float precision
-          mean = static_cast<float>(mean);
-          inv = static_cast<float>(inv);
-        }
-        means[static_cast<size_t>(o)] = mean;
-        invs[static_cast<size_t>(o)] = inv;
-        const T* xr = xd + o * M;
-        T* yr = yd + o * M;
-        for (int64_t i = 0; i < M; ++i) {
-          const double nrm = (static_cast<double>(static_cast<Cm>(xr[i])) - mean) * inv;
-          yr[i] = FromDouble<T>(nrm * scale[static_cast<size_t>(i)] + bias[static_cast<size_t>(i)]);
-        }
-      }
+      ParallelRows(
+          outer, M,
+          [&](int64_t b, int64_t e) {
+            for (int64_t o = b; o < e; ++o) {
+              double mean, var;
+              MeanVar(xd + o * M, M, mean, var);
+              double inv = 1.0 / std::sqrt(var + eps);
+              if (!dbl) {  // statistics are stashed in float precision
+                mean = static_cast<float>(mean);
+                inv = static_cast<float>(inv);
+              }
+              means[static_cast<size_t>(o)] = mean;
+              invs[static_cast<size_t>(o)] = inv;
+              const T* xr = xd + o * M;
+              T* yr = yd + o * M;
+              for (int64_t i = 0; i < M; ++i) {
+                const double nrm = (static_cast<double>(static_cast<Cm>(xr[i])) - mean) * inv;
+                yr[i] = FromDouble<T>(nrm * scale[static_cast<size_t>(i)] + bias[static_cast<size_t>(i)]);
+              }
+            }
+          },
+          1 << 15);
       return Status::Ok();
     });
     RETURN_IF_ERROR(st);
@@ -394,12 +404,8 @@ class MvnKernel final : public OpKernel {
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
     RETURN_IF_ERROR(CheckFloat(x, "X"));
-    std::vector<int> axes;
-    for (int64_t a : axes_) {
-      ASSIGN_OR_RETURN(int na, NormalizeAxis(a, x.rank(), "MeanVarianceNormalization "));
-      axes.push_back(na);
-    }
-    const ReducePlan plan = MakeReducePlan(x.shape(), axes);
+    for (int64_t a : axes_) RETURN_IF_ERROR(NormalizeAxis(a, x.rank(), "MeanVarianceNormalization ").status());
+    const ReducePlan plan = MakeReducePlan(x.shape(), axes_);
     ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), x.shape()));
     if (x.numel() == 0) return Status::Ok();
     return Dispatch(FloatTypes{}, x.dtype(), [&](auto* tag) -> Status {
@@ -416,8 +422,8 @@ class MvnKernel final : public OpKernel {
       ReduceInto<double>(
           plan, xd, var.data(), 0.0, [mp](double v, int64_t o) { return (v - mp[o]) * (v - mp[o]); }, plus);
       for (double& v : var) v = 1.0 / (std::sqrt(v / cnt) + 1e-9);
-      const std::vector<int64_t> sx = ContiguousStrides(x.shape());
-      const std::vector<int64_t> sm = BroadcastStrides(plan.out_shape_keep, x.shape());
+      const Strides sx = ContiguousStrides(x.shape());
+      const Strides sm = BroadcastStrides(plan.out_shape_keep, x.shape());
       ForEachBroadcast2(x.shape(), sx, sm, [&](int64_t i, int64_t ix, int64_t im) {
         const double v = static_cast<double>(static_cast<ComputeType<T>>(xd[ix]));
         yd[i] = FromDouble<T>((v - mean[static_cast<size_t>(im)]) * var[static_cast<size_t>(im)]);
@@ -506,8 +512,8 @@ class LpNormKernel final : public OpKernel {
     const Tensor& x = ctx.input_tensor(0);
     RETURN_IF_ERROR(CheckFloat(x, "X"));
     CHECK_ARG(x.rank() >= 1, "input must have rank >= 1");
-    ASSIGN_OR_RETURN(int axis, NormalizeAxis(axis_, x.rank()));
-    const ReducePlan plan = MakeReducePlan(x.shape(), {axis});
+    RETURN_IF_ERROR(NormalizeAxis(axis_, x.rank()).status());
+    const ReducePlan plan = MakeReducePlan(x.shape(), {&axis_, 1});
     ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), x.shape()));
     if (x.numel() == 0) return Status::Ok();
     const bool l1 = p_ == 1;
@@ -523,8 +529,8 @@ class LpNormKernel final : public OpKernel {
         if (!l1) v = std::sqrt(v);
         v = v == 0.0 ? 0.0 : 1.0 / v;
       }
-      const std::vector<int64_t> sx = ContiguousStrides(x.shape());
-      const std::vector<int64_t> sm = BroadcastStrides(plan.out_shape_keep, x.shape());
+      const Strides sx = ContiguousStrides(x.shape());
+      const Strides sm = BroadcastStrides(plan.out_shape_keep, x.shape());
       ForEachBroadcast2(x.shape(), sx, sm, [&](int64_t i, int64_t ix, int64_t im) {
         yd[i] = FromDouble<T>(static_cast<double>(static_cast<ComputeType<T>>(xd[ix])) * nrm[static_cast<size_t>(im)]);
       });

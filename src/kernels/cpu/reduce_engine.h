@@ -9,32 +9,35 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <vector>
+#include <span>
 
 #include "core/status.h"
 #include "core/tensor.h"
+#include "kernels/cpu/common.h"
 
 namespace strata::cpu {
 
+// Holds its dims inline (Shape), so planning a reduction of rank <= Shape::kInline does not touch the heap.
 struct ReducePlan {
-  std::vector<int64_t> dims;    // simplified input dims
-  std::vector<char> reduced;    // per simplified dim
+  Shape dims;                   // simplified input dims: reduced and kept dims alternate
+  bool first_reduced = false;   // whether dims[0] is reduced
   int64_t out_numel = 1;        // elements in the output
   int64_t count = 1;            // elements reduced into each output
   bool empty_input = false;     // some input dim is 0
   Shape out_shape_keep;         // output shape with reduced dims kept as 1
   Shape out_shape_drop;         // output shape with reduced dims removed
+  bool reduced(size_t i) const { return first_reduced == (i % 2 == 0); }
 };
 
-// `axes` are already normalised to [0, rank); duplicates are tolerated.
-inline ReducePlan MakeReducePlan(const Shape& in, const std::vector<int>& axes) {
+// Plans the reduction of `in` over the dims i for which is_reduced(i) holds.
+template <typename Pred>
+ReducePlan MakeReducePlanIf(const Shape& in, const Pred& is_reduced) {
   ReducePlan p;
-  const size_t rank = in.size();
-  std::vector<char> red(rank, 0);
-  for (int a : axes) red[static_cast<size_t>(a)] = 1;
-  for (size_t i = 0; i < rank; ++i) {
+  bool prev = false;  // flag of p.dims.back()
+  for (size_t i = 0; i < in.size(); ++i) {
     const int64_t d = in[i];
-    if (red[i]) {
+    const bool red = is_reduced(static_cast<int64_t>(i));
+    if (red) {
       p.out_shape_keep.push_back(1);
       p.count *= d;
     } else {
@@ -44,18 +47,33 @@ inline ReducePlan MakeReducePlan(const Shape& in, const std::vector<int>& axes) 
     }
     if (d == 0) p.empty_input = true;
     if (d == 1) continue;
-    if (!p.dims.empty() && p.reduced.back() == red[i]) {
+    if (!p.dims.empty() && prev == red) {
       p.dims.back() *= d;
     } else {
+      if (p.dims.empty()) p.first_reduced = red;
       p.dims.push_back(d);
-      p.reduced.push_back(red[i]);
+      prev = red;
     }
   }
   if (p.dims.empty()) {
     p.dims.push_back(1);
-    p.reduced.push_back(0);
+    p.first_reduced = false;
   }
   return p;
+}
+
+// Reduces over `axes`, each in [-rank, rank) (callers check with NormalizeAxis); duplicates are
+// tolerated and an empty list reduces nothing.
+inline ReducePlan MakeReducePlan(const Shape& in, std::span<const int64_t> axes) {
+  const auto rank = static_cast<int64_t>(in.size());
+  return MakeReducePlanIf(in, [&](int64_t i) {
+    return std::any_of(axes.begin(), axes.end(), [&](int64_t a) { return (a < 0 ? a + rank : a) == i; });
+  });
+}
+
+// Reduces over every axis.
+inline ReducePlan MakeReduceAllPlan(const Shape& in) {
+  return MakeReducePlanIf(in, [](int64_t) { return true; });
 }
 
 // Reduces one contiguous row with several independent accumulators (vectorisable).
@@ -82,48 +100,54 @@ template <typename Acc, typename In, typename Pre, typename Comb>
 void ReduceInto(const ReducePlan& plan, const In* x, Acc* acc, Acc init, const Pre& pre, const Comb& comb) {
   if (plan.empty_input) return;
   const auto& d = plan.dims;
-  const auto& r = plan.reduced;
+  auto r = [&plan](size_t i) { return plan.reduced(i); };
   const size_t n = d.size();
   const int64_t total = plan.out_numel * plan.count;
-  if (n == 1 && !r[0]) {  // nothing reduced: elementwise
-#pragma omp parallel for if (total > (1 << 16))
-    for (int64_t i = 0; i < total; ++i) acc[i] = comb(acc[i], pre(static_cast<Acc>(x[i]), i));
+  if (n == 1 && !r(0)) {  // nothing reduced: elementwise
+    ParallelFor(
+        total,
+        [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) acc[i] = comb(acc[i], pre(static_cast<Acc>(x[i]), i));
+        },
+        1 << 16);
     return;
   }
-  if (r[n - 1] && (n == 1 || (n == 2 && !r[0]))) {  // [K, R]
+  if (r(n - 1) && (n == 1 || (n == 2 && !r(0)))) {  // [K, R]
     const int64_t K = n == 1 ? 1 : d[0], R = d[n - 1];
-#pragma omp parallel for if (total > (1 << 16) && K > 1)
-    for (int64_t k = 0; k < K; ++k) acc[k] = comb(acc[k], ReduceRow<Acc>(x + k * R, R, init, k, pre, comb));
+    ParallelRows(K, R, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) acc[k] = comb(acc[k], ReduceRow<Acc>(x + k * R, R, init, k, pre, comb));
+    });
     return;
   }
-  if (!r[n - 1] && (n == 2 || (n == 3 && !r[0]))) {  // [R, K2] or [K1, R, K2]
+  if (!r(n - 1) && (n == 2 || (n == 3 && !r(0)))) {  // [R, K2] or [K1, R, K2]
     const int64_t K1 = n == 2 ? 1 : d[0], R = d[n - 2], K2 = d[n - 1];
     constexpr int64_t kChunk = 1024;
     const int64_t chunks = (K2 + kChunk - 1) / kChunk;
-#pragma omp parallel for if (total > (1 << 16) && K1 * chunks > 1)
-    for (int64_t job = 0; job < K1 * chunks; ++job) {
-      const int64_t k1 = job / chunks, c0 = (job % chunks) * kChunk, c1 = std::min(K2, c0 + kChunk);
-      Acc* a = acc + k1 * K2;
-      const In* xb = x + k1 * R * K2;
-      for (int64_t j = 0; j < R; ++j) {
-        const In* xr = xb + j * K2;
-        for (int64_t c = c0; c < c1; ++c) a[c] = comb(a[c], pre(static_cast<Acc>(xr[c]), k1 * K2 + c));
+    ParallelRows(K1 * chunks, R * std::min(K2, kChunk), [&](int64_t job0, int64_t job1) {
+      for (int64_t job = job0; job < job1; ++job) {
+        const int64_t k1 = job / chunks, c0 = (job % chunks) * kChunk, c1 = std::min(K2, c0 + kChunk);
+        Acc* a = acc + k1 * K2;
+        const In* xb = x + k1 * R * K2;
+        for (int64_t j = 0; j < R; ++j) {
+          const In* xr = xb + j * K2;
+          for (int64_t c = c0; c < c1; ++c) a[c] = comb(a[c], pre(static_cast<Acc>(xr[c]), k1 * K2 + c));
+        }
       }
-    }
+    });
     return;
   }
   // General: odometer over all but the last simplified dim.
-  std::vector<int64_t> ostride(n, 0);
+  Strides ostride(n, 0);
   int64_t s = 1;
   for (size_t i = n; i-- > 0;) {
-    if (!r[i]) {
+    if (!r(i)) {
       ostride[i] = s;
       s *= d[i];
     }
   }
   const int64_t L = d[n - 1];
-  const bool last_red = r[n - 1];
-  std::vector<int64_t> idx(n, 0);
+  const bool last_red = r(n - 1);
+  Shape idx(n, 0);
   int64_t o = 0;
   for (int64_t p = 0; p < total; p += L) {
     if (last_red) {

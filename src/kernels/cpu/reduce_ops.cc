@@ -6,6 +6,8 @@
 // (noop) still applies the element-wise parts (square, abs, log...), as the reference does.
 #include <cmath>
 #include <limits>
+#include <span>
+#include <vector>
 
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/reduce_engine.h"
@@ -44,43 +46,49 @@ inline Acc AbsOf(Acc v) {
 }
 
 template <RK K, typename T>
-Status RunReduce(const Tensor& x, const std::vector<int>& axes, bool keepdims, KernelContext& ctx) {
+Status RunReduce(const Tensor& x, const ReducePlan& plan, bool keepdims, KernelContext& ctx) {
   using Acc = typename AccOf<K, T>::type;
-  const ReducePlan plan = MakeReducePlan(x.shape(), axes);
   ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), keepdims ? plan.out_shape_keep : plan.out_shape_drop));
   const T* xd = x.data<T>();
   T* yd = y->data<T>();
   const int64_t on = plan.out_numel;
-  std::vector<Acc> acc(static_cast<size_t>(on));
-  auto plus = [](Acc a, Acc b) { return a + b; };
-  auto ident = [](Acc v, int64_t) { return v; };
-  auto fill = [&](Acc v) { std::fill(acc.begin(), acc.end(), v); };
-  auto store = [&](auto post) {
-#pragma omp parallel for if (on > (1 << 16))
-    for (int64_t i = 0; i < on; ++i) yd[i] = CastValue<T, Acc>(post(acc[static_cast<size_t>(i)], i));
-  };
-
   if constexpr (std::is_same_v<T, float> && (K == RK::kSum || K == RK::kMean || K == RK::kMax || K == RK::kMin)) {
     // float32 over the innermost axes ([rows, len] after simplification): vec_math row kernels.
     const auto& d = plan.dims;
-    const auto& r = plan.reduced;
     const size_t nd = d.size();
-    if (!plan.empty_input && r[nd - 1] && (nd == 1 || (nd == 2 && !r[0]))) {
+    if (!plan.empty_input && plan.reduced(nd - 1) && (nd == 1 || (nd == 2 && !plan.reduced(0)))) {
       const int64_t rows = nd == 1 ? 1 : d[0], len = d[nd - 1];
       const vec::Kernels& vk = vec::Active();
       const auto fn = K == RK::kMax ? vk.row_max : K == RK::kMin ? vk.row_min : vk.row_sum;
       const float cnt = static_cast<float>(len);
-#pragma omp parallel for if (rows * len > (1 << 16) && rows > 1)
-      for (int64_t k = 0; k < rows; ++k) {
-        const float v = fn(xd + k * len, len);
-        yd[k] = K == RK::kMean ? v / cnt : v;
-      }
+      ParallelRows(rows, len, [&](int64_t b, int64_t e) {
+        for (int64_t k = b; k < e; ++k) {
+          const float v = fn(xd + k * len, len);
+          yd[k] = K == RK::kMean ? v / cnt : v;
+        }
+      });
       return Status::Ok();
     }
   }
+  // Accumulate in the output itself when it has the accumulator type (float, double, 64-bit ints).
+  std::vector<Acc> acc_buf(static_cast<size_t>(std::is_same_v<Acc, T> ? 0 : on));
+  Acc* acc;
+  if constexpr (std::is_same_v<Acc, T>) acc = yd;
+  else acc = acc_buf.data();
+  auto plus = [](Acc a, Acc b) { return a + b; };
+  auto ident = [](Acc v, int64_t) { return v; };
+  auto fill = [&](Acc v) { std::fill(acc, acc + on, v); };
+  auto store = [&](auto post) {
+    ParallelFor(
+        on, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) yd[i] = CastValue<T, Acc>(post(acc[i], i));
+        },
+        1 << 16);
+  };
+
   if constexpr (K == RK::kSum || K == RK::kMean || K == RK::kLogSum) {
     fill(Acc(0));
-    ReduceInto<Acc>(plan, xd, acc.data(), Acc(0), ident, plus);
+    ReduceInto<Acc>(plan, xd, acc, Acc(0), ident, plus);
     if constexpr (K == RK::kSum) {
       store([](Acc a, int64_t) { return a; });
     } else if constexpr (K == RK::kMean) {
@@ -98,24 +106,24 @@ Status RunReduce(const Tensor& x, const std::vector<int>& axes, bool keepdims, K
     }
   } else if constexpr (K == RK::kSumSquare || K == RK::kL2) {
     fill(Acc(0));
-    ReduceInto<Acc>(plan, xd, acc.data(), Acc(0), [](Acc v, int64_t) { return v * v; }, plus);
+    ReduceInto<Acc>(plan, xd, acc, Acc(0), [](Acc v, int64_t) { return v * v; }, plus);
     if constexpr (K == RK::kL2) store([](Acc a, int64_t) { return static_cast<Acc>(std::sqrt(a)); });
     else store([](Acc a, int64_t) { return a; });
   } else if constexpr (K == RK::kL1) {
     fill(Acc(0));
-    ReduceInto<Acc>(plan, xd, acc.data(), Acc(0), [](Acc v, int64_t) { return AbsOf(v); }, plus);
+    ReduceInto<Acc>(plan, xd, acc, Acc(0), [](Acc v, int64_t) { return AbsOf(v); }, plus);
     store([](Acc a, int64_t) { return a; });
   } else if constexpr (K == RK::kProd) {
     fill(Acc(1));
-    ReduceInto<Acc>(plan, xd, acc.data(), Acc(1), ident, [](Acc a, Acc b) { return a * b; });
+    ReduceInto<Acc>(plan, xd, acc, Acc(1), ident, [](Acc a, Acc b) { return a * b; });
     store([](Acc a, int64_t) { return a; });
   } else if constexpr (K == RK::kMax || K == RK::kMin) {
     const Acc init = K == RK::kMax ? LowestOf<T, Acc>() : HighestOf<T, Acc>();
     fill(init);
     if constexpr (K == RK::kMax) {
-      ReduceInto<Acc>(plan, xd, acc.data(), init, ident, [](Acc a, Acc b) { return (b > a || b != b) ? b : a; });
+      ReduceInto<Acc>(plan, xd, acc, init, ident, [](Acc a, Acc b) { return (b > a || b != b) ? b : a; });
     } else {
-      ReduceInto<Acc>(plan, xd, acc.data(), init, ident, [](Acc a, Acc b) { return (b < a || b != b) ? b : a; });
+      ReduceInto<Acc>(plan, xd, acc, init, ident, [](Acc a, Acc b) { return (b < a || b != b) ? b : a; });
     }
     store([](Acc a, int64_t) { return a; });
   } else {  // LogSumExp: max first, then sum of exp(x - max)
@@ -126,7 +134,7 @@ Status RunReduce(const Tensor& x, const std::vector<int>& axes, bool keepdims, K
       if (!std::isfinite(s)) s = 0;
     const Acc* sh = shift.data();
     fill(Acc(0));
-    ReduceInto<Acc>(plan, xd, acc.data(), Acc(0), [sh](Acc v, int64_t o) { return std::exp(v - sh[o]); }, plus);
+    ReduceInto<Acc>(plan, xd, acc, Acc(0), [sh](Acc v, int64_t o) { return std::exp(v - sh[o]); }, plus);
     store([sh](Acc a, int64_t i) { return static_cast<Acc>(std::log(a) + sh[i]); });
   }
   return Status::Ok();
@@ -150,35 +158,30 @@ class ReduceKernel final : public OpKernel {
 
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
-    std::vector<int64_t> axes = axes_;
-    bool noop = false;
-    if (axes_from_input_) {
-      if (ctx.has_input(1)) {
-        ASSIGN_OR_RETURN(axes, ReadInt64s(ctx.input_tensor(1)));
-      }
-      noop = axes.empty() && noop_;
-    }
-    std::vector<int> norm;
-    if (!noop) {
-      if (axes.empty()) {
-        for (int i = 0; i < x.rank(); ++i) norm.push_back(i);
+    std::span<const int64_t> axes = axes_;
+    std::vector<int64_t> axes_read;  // int32 axes (accepted, though ONNX specifies int64)
+    if (axes_from_input_ && ctx.has_input(1)) {
+      const Tensor& t = ctx.input_tensor(1);
+      if (t.dtype() == DType::kInt64) {
+        axes = {t.data<int64_t>(), static_cast<size_t>(t.numel())};
       } else {
-        for (int64_t a : axes) {
-          ASSIGN_OR_RETURN(int na, NormalizeAxis(a, x.rank(), "reduction "));
-          if (x.rank() == 0) continue;
-          norm.push_back(na);
-        }
+        ASSIGN_OR_RETURN(axes_read, ReadInt64s(t));
+        axes = axes_read;
       }
     }
+    for (int64_t a : axes) RETURN_IF_ERROR(NormalizeAxis(a, x.rank(), "reduction ").status());
+    // No axes reduce over all of them, unless noop_with_empty_axes (then only the element-wise
+    // parts apply).
+    const ReducePlan plan = axes.empty() && !noop_ ? MakeReduceAllPlan(x.shape()) : MakeReducePlan(x.shape(), axes);
     return Dispatch(NumericTypes{}, x.dtype(), [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
-      return RunReduce<K, T>(x, norm, keepdims_, ctx);
+      return RunReduce<K, T>(x, plan, keepdims_, ctx);
     });
   }
 
  private:
   bool keepdims_ = true;
-  bool noop_ = false;
+  bool noop_ = false;  // noop_with_empty_axes (only when axes are an input)
   bool axes_from_input_ = false;
   std::vector<int64_t> axes_;
 };

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "kernels/cpu/common.h"
-#include "kernels/cpu/softmax_math.h"
 #include "kernels/cpu/vec_math.h"
 
 namespace strata::cpu {
@@ -16,10 +15,21 @@ namespace {
 
 enum class SM { kSoftmax, kLogSoftmax, kHardmax };
 
-// One [L, inner] block. buf holds L*inner compute values (scratch); m and s hold `inner` values.
+// exp in place: the vec_math kernel for float, libm for double.
+template <typename C>
+void ExpInPlace(C* v, int64_t n) {
+  if constexpr (std::is_same_v<C, float>) {
+    vec::Active().exp(v, v, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) v[i] = std::exp(v[i]);
+  }
+}
+
+// One [L, inner] block. buf holds L*inner compute values (scratch for 16-bit floats); m, s and t
+// hold `inner` values each.
 template <SM M, typename T>
 void SoftmaxBlock(const T* x, T* y, int64_t L, int64_t inner, ComputeType<T>* buf, ComputeType<T>* m,
-                  ComputeType<T>* s) {
+                  ComputeType<T>* s, ComputeType<T>* t) {
   using C = ComputeType<T>;
   const int64_t n = L * inner;
   if constexpr (M == SM::kHardmax) {
@@ -45,31 +55,32 @@ void SoftmaxBlock(const T* x, T* y, int64_t L, int64_t inner, ComputeType<T>* bu
       for (int64_t i = 0; i < n; ++i) buf[i] = static_cast<C>(x[i]);
       xs = buf;
     }
-    if (inner == 1) {
-      const C mx = RowMax(xs, n);
-      if constexpr (M == SM::kSoftmax) {
-        C* e = std::is_same_v<T, C> ? reinterpret_cast<C*>(y) : buf;
-        const C inv = C(1) / ExpShiftSum<true>(xs, mx, e, n);
-        if constexpr (std::is_same_v<T, C>) {
-          for (int64_t i = 0; i < n; ++i) e[i] *= inv;
-        } else {
-          for (int64_t i = 0; i < n; ++i) y[i] = T(e[i] * inv);
-        }
-      } else {
-        const C sh = mx + std::log(ExpShiftSum<false>(xs, mx, nullptr, n));
-        for (int64_t i = 0; i < n; ++i) y[i] = T(xs[i] - sh);
+    if constexpr (std::is_same_v<C, float> && !std::is_same_v<T, C>) {
+      if (inner == 1) {  // one contiguous row of 16-bit floats: the vec_math row kernel, in place in buf
+        const vec::Kernels& k = vec::Active();
+        (M == SM::kSoftmax ? k.softmax_row : k.log_softmax_row)(buf, buf, n);
+        for (int64_t i = 0; i < n; ++i) y[i] = T(buf[i]);
+        return;
       }
-      return;
     }
     for (int64_t j = 0; j < inner; ++j) {
       m[j] = -std::numeric_limits<C>::infinity();
       s[j] = 0;
     }
-    for (int64_t l = 0; l < L; ++l) MaxInto(xs + l * inner, m, inner);
-    // e = exp(x - m) goes to the output (float/double) or to buf (converted in place).
+    for (int64_t l = 0; l < L; ++l) {
+      const C* xr = xs + l * inner;
+      for (int64_t j = 0; j < inner; ++j) m[j] = xr[j] > m[j] ? xr[j] : m[j];
+    }
+    // e = exp(x - m): kept in the output (float/double) or in buf (converted in place) for
+    // Softmax, in the scratch row t for LogSoftmax.
     C* e = std::is_same_v<T, C> ? reinterpret_cast<C*>(y) : buf;
-    for (int64_t l = 0; l < L; ++l)
-      ExpShiftAccum<M == SM::kSoftmax>(xs + l * inner, m, e + l * inner, s, inner);
+    for (int64_t l = 0; l < L; ++l) {
+      const C* xr = xs + l * inner;
+      C* er = M == SM::kSoftmax ? e + l * inner : t;
+      for (int64_t j = 0; j < inner; ++j) er[j] = xr[j] - m[j];
+      ExpInPlace(er, inner);
+      for (int64_t j = 0; j < inner; ++j) s[j] += er[j];
+    }
     if constexpr (M == SM::kSoftmax) {
       for (int64_t j = 0; j < inner; ++j) s[j] = C(1) / s[j];
       for (int64_t l = 0; l < L; ++l) {
@@ -96,19 +107,22 @@ void RunSoftmax(const T* x, T* y, int64_t outer, int64_t L, int64_t inner) {
     if (inner == 1) {  // contiguous rows (attention scores): the vec_math row kernels
       const vec::Kernels& k = vec::Active();
       const auto row = M == SM::kSoftmax ? k.softmax_row : k.log_softmax_row;
-#pragma omp parallel for if (outer > 1 && outer * L > (1 << 16))
-      for (int64_t o = 0; o < outer; ++o) row(x + o * L, y + o * L, L);
+      ParallelRows(outer, L, [&](int64_t b, int64_t e) {
+        for (int64_t o = b; o < e; ++o) row(x + o * L, y + o * L, L);
+      });
       return;
     }
   }
-#pragma omp parallel if (outer > 1 && outer * block > (1 << 15))
-  {
-    std::vector<C> buf(static_cast<size_t>(M == SM::kHardmax || std::is_same_v<T, C> ? 0 : block));
-    std::vector<C> ms(static_cast<size_t>(2 * inner));
-#pragma omp for
-    for (int64_t o = 0; o < outer; ++o)
-      SoftmaxBlock<M, T>(x + o * block, y + o * block, L, inner, buf.data(), ms.data(), ms.data() + inner);
-  }
+  ParallelRows(
+      outer, block,
+      [&](int64_t b, int64_t e) {
+        std::vector<C> buf(static_cast<size_t>(M == SM::kHardmax || std::is_same_v<T, C> ? 0 : block));
+        std::vector<C> mst(static_cast<size_t>(3 * inner));
+        for (int64_t o = b; o < e; ++o)
+          SoftmaxBlock<M, T>(x + o * block, y + o * block, L, inner, buf.data(), mst.data(), mst.data() + inner,
+                             mst.data() + 2 * inner);
+      },
+      1 << 15);
 }
 
 template <SM M>

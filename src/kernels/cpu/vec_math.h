@@ -40,7 +40,7 @@ struct Kernels {
   float (*row_max)(const float* x, int64_t n);
   float (*row_min)(const float* x, int64_t n);
   float (*row_sum)(const float* x, int64_t n);
-  // y = softmax(x) / log_softmax(x) over one row of n > 0 elements (max subtracted first).
+  // y = softmax(x) / log_softmax(x) over one row of n > 0 elements (max subtracted first); y may be x.
   void (*softmax_row)(const float* x, float* y, int64_t n);
   void (*log_softmax_row)(const float* x, float* y, int64_t n);
   // y = (x - mean) * rstd * scale + bias over one row of n > 0 elements, rstd = 1 / sqrt(var + eps)
