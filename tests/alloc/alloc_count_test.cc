@@ -181,7 +181,7 @@ onnx::AttributeProto IntsAttr(const std::string& name, const std::vector<int64_t
 
 TEST(SteadyStateAllocations, SmallCnn) {
   ModelBuilder b;
-  b.Input("x", onnx::TensorProto::FLOAT, {1, 8, 16, 16}).Output("y", onnx::TensorProto::FLOAT, {1, 4});
+  b.Input("x", onnx::TensorProto::FLOAT, {1, 8, -1, -1}).Output("y", onnx::TensorProto::FLOAT, {1, 4});
   b.Initializer("w1", RandomValues(16 * 8 * 9, 1), {16, 8, 3, 3});
   b.Initializer("b1", RandomValues(16, 2), {16});
   b.Initializer("w2", RandomValues(16 * 16, 3), {16, 16, 1, 1});
@@ -194,10 +194,12 @@ TEST(SteadyStateAllocations, SmallCnn) {
   b.Node("GlobalAveragePool", {"k"}, {"g"});
   b.Node("Flatten", {"g"}, {"f"});
   b.Node("MatMul", {"f", "fc"}, {"y"});
-  const SteadyState n = AllocationsPerSteadyRun(b.Bytes(), {Value(RandomTensor({1, 8, 16, 16}, 5))}, 1);
-  // Not zero yet: Conv and pooling still build their geometry vectors per call. The bound stops
-  // it from growing while that work is pending.
-  EXPECT_LE(n.strata, 21) << "heap allocations per steady-state run (STRATA_ALLOC_TRACE=1 shows where)";
+  // 16x16 images keep every step below the serial threshold; 64x64 ones run the big steps on 2 threads.
+  for (auto [hw, threads] : {std::pair<int64_t, int>{16, 1}, {64, 2}}) {
+    const SteadyState n = AllocationsPerSteadyRun(b.Bytes(), {Value(RandomTensor({1, 8, hw, hw}, 5))}, threads);
+    EXPECT_EQ(n.strata, 0) << "heap allocations per steady-state run at " << threads
+                           << " threads (STRATA_ALLOC_TRACE=1 shows where)";
+  }
 }
 
 TEST(SteadyStateAllocations, AttentionBlock) {
@@ -226,10 +228,54 @@ TEST(SteadyStateAllocations, AttentionBlock) {
   b.Node("Sqrt", {"ve"}, {"sd"});
   b.Node("Div", {"d", "sd"}, {"y"});
   const SteadyState n = AllocationsPerSteadyRun(b.Bytes(), {Value(RandomTensor({1, 16, 32}, 5))}, 1);
-  // Not zero yet: elementwise broadcast plans, reduction plans and Transpose build vectors per
-  // call. The bound stops it from growing while that work is pending.
-  EXPECT_LE(n.strata, 88) << "heap allocations per steady-state run (STRATA_ALLOC_TRACE=1 shows where)";
+  EXPECT_EQ(n.strata, 0) << "heap allocations per steady-state run (STRATA_ALLOC_TRACE=1 shows where)";
 }
 
+onnx::TensorProto& IntInit(testing::ModelBuilder& b, const std::string& name, const std::vector<int64_t>& v,
+                           const std::vector<int64_t>& dims) {
+  auto* t = b.proto().mutable_graph()->add_initializer();
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto::INT64);
+  for (auto d : dims) t->add_dims(d);
+  for (auto x : v) t->add_int64_data(x);
+  return *t;
+}
+// Shape computations, views and copies as transformer exports use them.
+TEST(SteadyStateAllocations, DataMovementOps) {
+  testing::ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {-1, 16, 64}).Input("ids", onnx::TensorProto::INT64, {-1, 16});
+  b.Output("y", onnx::TensorProto::FLOAT, {-1, -1, -1, -1}).Output("e", onnx::TensorProto::FLOAT, {-1, -1, -1});
+  b.Output("z", onnx::TensorProto::FLOAT, {-1, -1, -1}).Output("w", onnx::TensorProto::FLOAT, {-1, -1, -1, -1});
+  b.Initializer("emb", std::vector<float>(100 * 64, 0.5f), {100, 64});
+  IntInit(b, "i0", {0}, {});
+  IntInit(b, "i1", {1}, {});
+  IntInit(b, "ax0", {0}, {1});
+  IntInit(b, "c4", {4}, {1});
+  IntInit(b, "c16", {16}, {1});
+  IntInit(b, "st", {0}, {1});
+  IntInit(b, "en", {8}, {1});
+  IntInit(b, "sax", {2}, {1});
+  IntInit(b, "sq", {1}, {1});
+  IntInit(b, "exs", {2, 1, 1, 1}, {4});
+  b.Node("Shape", {"x"}, {"s"});
+  b.Node("Gather", {"s", "i0"}, {"bsz"});
+  b.Node("Gather", {"s", "i1"}, {"len"});
+  b.Node("Unsqueeze", {"bsz", "ax0"}, {"bu"});
+  b.Node("Unsqueeze", {"len", "ax0"}, {"lu"});
+  b.Node("Concat", {"bu", "lu", "c4", "c16"}, {"ns"}).add_attribute()->CopyFrom(IntAttr("axis", 0));
+  b.Node("Reshape", {"x", "ns"}, {"r"});
+  b.Node("Transpose", {"r"}, {"t"}).add_attribute()->CopyFrom(IntsAttr("perm", {0, 2, 1, 3}));
+  b.Node("Slice", {"t", "st", "en", "sax"}, {"sl"});
+  b.Node("Expand", {"sl", "exs"}, {"w"});
+  b.Node("Gather", {"emb", "ids"}, {"e"});
+  b.Node("Unsqueeze", {"e", "ax0"}, {"eu"});
+  b.Node("Squeeze", {"eu", "ax0"}, {"es"});
+  b.Node("Split", {"es"}, {"z", "z2"}).add_attribute()->CopyFrom(IntAttr("axis", 2));
+  b.Node("Identity", {"t"}, {"y"});
+  Tensor ids(DType::kInt64, {1, 16});
+  for (int i = 0; i < 16; ++i) ids.data<int64_t>()[i] = i * 3;
+  const SteadyState n = AllocationsPerSteadyRun(b.Bytes(), {Value(RandomTensor({1, 16, 64}, 5)), Value(ids)}, 1);
+  EXPECT_EQ(n.strata, 0) << "heap allocations per steady-state run (STRATA_ALLOC_TRACE=1 shows where)";
+}
 }  // namespace
 }  // namespace strata

@@ -4,7 +4,6 @@
 #include <cstring>
 #include <limits>
 
-#include "kernels/cpu/elementwise_common.h"
 #include "kernels/cpu/nn_common.h"
 
 namespace strata::cpu {
@@ -12,7 +11,6 @@ namespace {
 
 using nn::SpatialAttrs;
 using nn::SpatialGeom;
-using ew::ParallelFor;
 
 // 3-D padded view of a pooling geometry.
 struct Geom3 {
