@@ -4,6 +4,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -91,6 +92,61 @@ TEST(Threading, SmallStepsRunOnOneThreadAndLargeOnesGetThePool) {
   EXPECT_EQ(ThreadsSeenFor(kSerialWorkElements - 1), 1);
   EXPECT_EQ(ThreadsSeenFor(kSerialWorkElements), 2);
   EXPECT_EQ(omp_get_max_threads(), 2);  // restored after the small step
+}
+
+// Session::Run may be called from several threads at once. Kernels with state (here a seeded random
+// engine) must keep each run's use of it whole: every run's output must be one that a sequential
+// run of the same session produces.
+TEST(Threading, ConcurrentRunsKeepStatefulKernelsConsistent) {
+  testing::ModelBuilder b;
+  b.Output("y", onnx::TensorProto::FLOAT, {50000});
+  auto& n = b.Node("RandomUniform", {}, {"y"});
+  auto* seed = n.add_attribute();
+  seed->set_name("seed");
+  seed->set_type(onnx::AttributeProto::FLOAT);
+  seed->set_f(7.f);
+  auto* shape = n.add_attribute();
+  shape->set_name("shape");
+  shape->set_type(onnx::AttributeProto::INTS);
+  shape->add_ints(50000);
+  auto load = [&] {
+    const std::string bytes = b.Bytes();
+    auto model = onnx_io::LoadModelFromBytes(bytes.data(), bytes.size());
+    EXPECT_TRUE(model.ok()) << model.status().ToString();
+    SessionOptions opts;
+    opts.num_threads = 1;
+    auto s = Session::FromModel(std::move(model).value(), opts);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return std::move(s).value();
+  };
+  constexpr int kRunsPerThread = 40;
+  auto as_vector = [](const Value& v) {
+    const Tensor& t = v.tensor();
+    return std::vector<float>(t.data<float>(), t.data<float>() + t.numel());
+  };
+  std::vector<std::vector<float>> sequential;
+  auto reference = load();
+  for (int i = 0; i < 2 * kRunsPerThread; ++i) {
+    std::vector<Value> out;
+    ASSERT_TRUE(reference->Run({}, out).ok());
+    sequential.push_back(as_vector(out[0]));
+  }
+  auto shared = load();
+  std::vector<std::vector<float>> got[2];
+  std::thread workers[2];
+  for (int w = 0; w < 2; ++w)
+    workers[w] = std::thread([&, w] {
+      for (int i = 0; i < kRunsPerThread; ++i) {
+        std::vector<Value> out;
+        if (shared->Run({}, out).ok()) got[w].push_back(as_vector(out[0]));
+      }
+    });
+  for (auto& t : workers) t.join();
+  std::vector<std::vector<float>> concurrent = got[0];
+  concurrent.insert(concurrent.end(), got[1].begin(), got[1].end());
+  std::sort(sequential.begin(), sequential.end());
+  std::sort(concurrent.begin(), concurrent.end());
+  EXPECT_TRUE(concurrent == sequential) << "some concurrent run drew an interleaved random sequence";
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
@@ -62,6 +63,7 @@ class RandomKernel final : public OpKernel {
   }
 
   Status Compute(KernelContext& ctx) override {
+    std::lock_guard<std::mutex> lock(mu_);
     Shape shape = shape_;
     DType dt = dtype_;
     if (like_) {
@@ -97,6 +99,7 @@ class RandomKernel final : public OpKernel {
 
  private:
   bool normal_, like_;
+  std::mutex mu_;  // concurrent runs of one session share the engine
   std::mt19937_64 engine_;
   double a_ = 0, b_ = 1;
   DType dtype_ = DType::kUndefined;
@@ -123,6 +126,7 @@ class BernoulliKernel final : public OpKernel {
     return Status::Ok();
   }
   Status Compute(KernelContext& ctx) override {
+    std::lock_guard<std::mutex> lock(mu_);
     if (!ctx.has_input(0) || !ctx.input(0).is_tensor()) return InvalidArgument("input must be a tensor");
     const Tensor& x = ctx.input_tensor(0);
     if (!IsRealDType(x.dtype())) return InvalidArgument("Bernoulli input must be floating-point");
@@ -147,6 +151,7 @@ class BernoulliKernel final : public OpKernel {
   }
 
  private:
+  std::mutex mu_;  // concurrent runs of one session share the engine
   std::mt19937_64 engine_;
   DType dtype_ = DType::kUndefined;
 };
@@ -162,6 +167,7 @@ class MultinomialKernel final : public OpKernel {
     return Status::Ok();
   }
   Status Compute(KernelContext& ctx) override {
+    std::lock_guard<std::mutex> lock(mu_);
     if (!ctx.has_input(0) || !ctx.input(0).is_tensor()) return InvalidArgument("input must be a tensor");
     const Tensor& x = ctx.input_tensor(0);
     if (!IsRealDType(x.dtype())) return InvalidArgument("Multinomial input must be floating-point");
@@ -191,6 +197,7 @@ class MultinomialKernel final : public OpKernel {
   }
 
  private:
+  std::mutex mu_;  // concurrent runs of one session share the engine
   std::mt19937_64 engine_;
   DType dtype_ = DType::kInt32;
   int64_t samples_ = 1;
