@@ -10,9 +10,11 @@
 #include "core/status.h"
 #include "core/value.h"
 #include "ir/graph.h"
-#include "runtime/executor.h"
+#include "runtime/run_state.h"
 
 namespace strata {
+
+class CompiledGraph;
 
 struct SessionOptions {
   int num_threads = 0;   // 0: one per physical core

@@ -1,0 +1,29 @@
+// What Session needs to hold execution state without seeing the executor: the plan statistics
+// it reports and an owning handle to a run state.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+namespace strata {
+
+// What the plan for a run's input shapes holds (for `strata inspect`, `strata bench` and tests).
+struct PlanStats {
+  bool planned = false;       // the run executed in a planned arena
+  size_t arena_bytes = 0;     // size of the arena the plan needs
+  size_t planned_bytes = 0;   // sum of the intermediates placed in the arena
+  int planned_buffers = 0;
+  int heap_buffers = 0;       // outputs and anything the plan could not place
+  double matmul_flops = 0;    // multiply-add work of Conv/MatMul/Gemm steps (2 per MAC), measured
+                              // on the recorded run's actual shapes
+};
+
+// Per-caller execution state of a main graph: its value frame, one memory plan per input-shape
+// signature, and the arena. Reused across runs so the steady state does not allocate per tensor.
+class RunState;
+struct RunStateDeleter {
+  void operator()(RunState* s) const;
+};
+using RunStatePtr = std::unique_ptr<RunState, RunStateDeleter>;
+
+}  // namespace strata
