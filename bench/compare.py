@@ -143,16 +143,6 @@ def main():
     write_markdown(args, rows, peaks)
 
 
-def rows_from_logs(paths):
-    """Rows printed (one JSON object per line) by earlier runs, to assemble RESULTS.md from parts."""
-    rows = []
-    for p in paths:
-        for line in open(p):
-            if line.startswith("{") and '"model"' in line:
-                rows.append(json.loads(line))
-    return rows
-
-
 def med(results, key):
     vals = [r[key] for r in results if key in r]
     return statistics.median(vals) if vals else None
