@@ -240,6 +240,16 @@ onnx::TensorProto& IntInit(testing::ModelBuilder& b, const std::string& name, co
   for (auto x : v) t->add_int64_data(x);
   return *t;
 }
+TEST(SteadyStateAllocations, LayerNormalization) {
+  ModelBuilder b(17);
+  b.Input("x", onnx::TensorProto::FLOAT, {2, 16, 64}).Output("y", onnx::TensorProto::FLOAT, {2, 16, 64});
+  b.Initializer("gamma", RandomValues(64, 1), {64});
+  b.Initializer("beta", RandomValues(64, 2), {64});
+  b.Node("LayerNormalization", {"x", "gamma", "beta"}, {"y"});
+  const SteadyState n = AllocationsPerSteadyRun(b.Bytes(), {Value(RandomTensor({2, 16, 64}, 5))}, 1);
+  EXPECT_EQ(n.strata, 0) << "heap allocations per steady-state run (STRATA_ALLOC_TRACE=1 shows where)";
+}
+
 // Shape computations, views and copies as transformer exports use them.
 TEST(SteadyStateAllocations, DataMovementOps) {
   testing::ModelBuilder b;

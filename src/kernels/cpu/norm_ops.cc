@@ -1,6 +1,8 @@
 // Normalisations: BatchNormalization (1..15+), InstanceNormalization, LayerNormalization (17),
 // GroupNormalization (18), MeanVarianceNormalization (9+), LRN, LpNormalization.
 #include <cmath>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "kernels/cpu/common.h"
@@ -265,6 +267,7 @@ class LayerNormKernel final : public OpKernel {
     epsilon_ = info.attr_float("epsilon", 1e-5f);
     stash_ = static_cast<DType>(info.attr_int("stash_type", 1));
     if (!IsFloatingPoint(stash_)) return info.Error("stash_type must be a floating-point type");
+    constant_params_ = info.constant_input(1) && (!info.input_present(2) || info.constant_input(2));
     return CheckInputDType(info, 0, DTypesOf(FloatTypes{}));
   }
 
@@ -298,6 +301,25 @@ class LayerNormKernel final : public OpKernel {
     return Status::Ok();
   }
 
+  // Scale and bias expanded to the normalised shape, in float, for the vec_math row kernel.
+  struct FloatParams {
+    Shape norm_shape;
+    std::vector<float> scale, bias;  // bias empty when absent
+  };
+  static Result<std::shared_ptr<const FloatParams>> MakeFloatParams(KernelContext& ctx, const Shape& norm_shape,
+                                                                    const Shape& full) {
+    auto p = std::make_shared<FloatParams>();
+    p->norm_shape = norm_shape;
+    std::vector<double> v;
+    RETURN_IF_ERROR(Expand(ctx.input_tensor(1), norm_shape, full, v));
+    p->scale.assign(v.begin(), v.end());
+    if (ctx.has_input(2)) {
+      RETURN_IF_ERROR(Expand(ctx.input_tensor(2), norm_shape, full, v));
+      p->bias.assign(v.begin(), v.end());
+    }
+    return std::shared_ptr<const FloatParams>(std::move(p));
+  }
+
   Status Compute(KernelContext& ctx) override {
     const Tensor& x = ctx.input_tensor(0);
     RETURN_IF_ERROR(CheckFloat(x, "X"));
@@ -308,14 +330,7 @@ class LayerNormKernel final : public OpKernel {
     const int64_t outer = M == 0 ? 0 : x.numel() / M;
     CHECK_ARG(ctx.has_input(1), "Scale input is required");
     RETURN_IF_ERROR(CheckFloat(ctx.input_tensor(1), "Scale"));
-    std::vector<double> scale, bias;
-    RETURN_IF_ERROR(Expand(ctx.input_tensor(1), norm_shape, x.shape(), scale));
-    if (ctx.has_input(2)) {
-      RETURN_IF_ERROR(CheckFloat(ctx.input_tensor(2), "B"));
-      RETURN_IF_ERROR(Expand(ctx.input_tensor(2), norm_shape, x.shape(), bias));
-    } else {
-      bias.assign(static_cast<size_t>(M), 0.0);
-    }
+    if (ctx.has_input(2)) RETURN_IF_ERROR(CheckFloat(ctx.input_tensor(2), "B"));
     Shape stat_shape(x.shape().begin(), x.shape().begin() + axis);
     stat_shape.resize(static_cast<size_t>(x.rank()), 1);
     ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), x.shape()));
@@ -327,28 +342,53 @@ class LayerNormKernel final : public OpKernel {
     if (ctx.num_outputs() > 2) {
       ASSIGN_OR_RETURN(inv_t, ctx.AllocateOutput(2, stash_, stat_shape));
     }
-    std::vector<double> means(static_cast<size_t>(outer)), invs(static_cast<size_t>(outer));
     const double eps = epsilon_;
     const bool dbl = stash_ == DType::kDouble;
+    const bool want_stats = mean_t || inv_t;
+    std::vector<double> means(want_stats ? static_cast<size_t>(outer) : 0), invs(means.size());
     if (x.dtype() == DType::kFloat && !dbl && M > 0) {
-      // float32 with float statistics: the vec_math row kernel, in float throughout.
-      const std::vector<float> sc(scale.begin(), scale.end()), bi(bias.begin(), bias.end());
+      // float32 with float statistics: the vec_math row kernel, in float throughout. Constant
+      // scale/bias (the usual case) are expanded once, not on every run.
+      std::shared_ptr<const FloatParams> params;
+      if (constant_params_) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!cached_params_) {
+          ASSIGN_OR_RETURN(cached_params_, MakeFloatParams(ctx, norm_shape, x.shape()));
+        }
+        params = cached_params_;
+      }
+      if (!params || params->norm_shape != norm_shape) {
+        ASSIGN_OR_RETURN(params, MakeFloatParams(ctx, norm_shape, x.shape()));
+      }
       const float* xd = x.data<float>();
       float* yd = y->data<float>();
       const auto row = vec::Active().layer_norm_row;
       const float feps = static_cast<float>(eps);
-      const float* bp = ctx.has_input(2) ? bi.data() : nullptr;
+      const float* bp = params->bias.empty() ? nullptr : params->bias.data();
       ParallelRows(outer, M, [&](int64_t b, int64_t e) {
         for (int64_t o = b; o < e; ++o) {
           float mean, rstd;
-          row(xd + o * M, yd + o * M, M, sc.data(), bp, feps, &mean, &rstd);
-          means[static_cast<size_t>(o)] = mean;
-          invs[static_cast<size_t>(o)] = rstd;
+          row(xd + o * M, yd + o * M, M, params->scale.data(), bp, feps, &mean, &rstd);
+          if (want_stats) {
+            means[static_cast<size_t>(o)] = mean;
+            invs[static_cast<size_t>(o)] = rstd;
+          }
         }
       });
       if (mean_t) RETURN_IF_ERROR(WriteDoubles(mean_t, means));
       if (inv_t) RETURN_IF_ERROR(WriteDoubles(inv_t, invs));
       return Status::Ok();
+    }
+    std::vector<double> scale, bias;
+    RETURN_IF_ERROR(Expand(ctx.input_tensor(1), norm_shape, x.shape(), scale));
+    if (ctx.has_input(2)) {
+      RETURN_IF_ERROR(Expand(ctx.input_tensor(2), norm_shape, x.shape(), bias));
+    } else {
+      bias.assign(static_cast<size_t>(M), 0.0);
+    }
+    if (!want_stats) {
+      means.resize(static_cast<size_t>(outer));
+      invs.resize(static_cast<size_t>(outer));
     }
     const Status st = Dispatch(FloatTypes{}, x.dtype(), [&](auto* tag) -> Status {
       using T = std::remove_pointer_t<decltype(tag)>;
@@ -389,6 +429,9 @@ class LayerNormKernel final : public OpKernel {
   int64_t axis_ = -1;
   double epsilon_ = 1e-5;
   DType stash_ = DType::kFloat;
+  bool constant_params_ = false;
+  std::mutex mu_;
+  std::shared_ptr<const FloatParams> cached_params_;  // set once; concurrent runs share it
 };
 
 // ---------------------------------------------------------------------------------------------
