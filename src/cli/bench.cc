@@ -26,6 +26,7 @@ struct BenchArgs {
   bool json = false;
   bool load_only = false;
   int opt_level = 3;
+  bool profile = false;
 };
 
 double Ms(std::chrono::steady_clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
@@ -76,6 +77,35 @@ Result<Value> RandomInput(const ir::ValueInfo& vi, const std::map<std::string, S
   return Value(std::move(x));
 }
 
+// Where the timed runs spent their time: per op type, then the slowest steps.
+void PrintProfile(const std::vector<StepTiming>& steps) {
+  if (steps.empty()) return;
+  const double runs = static_cast<double>(std::max<int64_t>(1, steps.front().calls));
+  double total = 0;
+  std::map<std::string, std::pair<double, int>> by_op;
+  for (const StepTiming& s : steps) {
+    total += s.seconds;
+    auto& e = by_op[s.op];
+    e.first += s.seconds;
+    ++e.second;
+  }
+  std::vector<std::pair<double, std::string>> ops;
+  for (const auto& [op, e] : by_op) ops.emplace_back(e.first, op);
+  std::sort(ops.rbegin(), ops.rend());
+  std::printf("profile:   %.3f ms per run in %zu steps (mean over %.0f runs)\n", total / runs * 1e3, steps.size(), runs);
+  std::printf("  %-32s %6s %10s %6s\n", "op", "steps", "ms/run", "share");
+  for (const auto& [sec, op] : ops)
+    std::printf("  %-32s %6d %10.4f %5.1f%%\n", op.c_str(), by_op[op].second, sec / runs * 1e3, 100 * sec / total);
+  std::vector<size_t> order(steps.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return steps[x].seconds > steps[y].seconds; });
+  std::printf("  slowest steps:\n");
+  for (size_t i = 0; i < std::min<size_t>(15, order.size()); ++i) {
+    const StepTiming& s = steps[order[i]];
+    std::printf("  %5zu %-26s %10.4f ms  %s\n", order[i], s.op.c_str(), s.seconds / runs * 1e3, s.node.c_str());
+  }
+}
+
 int Fail(const Status& st) {
   std::cerr << "strata: " << st.ToString() << "\n";
   return 1;
@@ -105,6 +135,7 @@ int Bench(const BenchArgs& a) {
   opts.num_threads = a.threads;
   opts.plan_memory = !a.no_memory_plan;
   opts.opt_level = a.opt_level;
+  opts.profile = a.profile;
   const auto t0 = std::chrono::steady_clock::now();
   auto session = Session::Load(a.model, opts);
   if (!session.ok()) return Fail(session.status());
@@ -133,6 +164,7 @@ int Bench(const BenchArgs& a) {
     st = (*session)->Run(*inputs, outputs);
     if (!st.ok()) return Fail(st);
   }
+  (*session)->TakeProfile();  // only the timed runs count
   std::vector<double> times;
   for (int i = 0; i < std::max(1, a.runs); ++i) {
     t1 = std::chrono::steady_clock::now();
@@ -167,6 +199,7 @@ int Bench(const BenchArgs& a) {
                 static_cast<double>(plan.arena_bytes) * mib, static_cast<double>(plan.planned_bytes) * mib,
                 plan.planned_buffers, plan.heap_buffers);
   }
+  if (a.profile && !a.json) PrintProfile((*session)->TakeProfile());
   return 0;
 }
 
@@ -184,6 +217,7 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_flag("--json", args->json, "print one JSON object");
   cmd->add_flag("--no-memory-plan", args->no_memory_plan, "allocate every tensor on the heap (for comparison)");
   cmd->add_flag("--load-only", args->load_only, "only load and compile the model; report load time and peak RSS");
+  cmd->add_flag("--profile", args->profile, "time every step; print time per op type and the slowest steps");
   AddOptLevelOption(cmd, args->opt_level);
   cmd->callback([args]() { throw CLI::RuntimeError(Bench(*args)); });
 }

@@ -1,6 +1,7 @@
 #include "runtime/executor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstring>
 
@@ -507,6 +508,9 @@ class RunState {
   std::shared_ptr<char> arena;
   size_t arena_bytes = 0;
   PlanStats last;
+  bool profile = false;
+  std::vector<double> step_seconds;  // with profile: time per step, summed over runs
+  int64_t profiled_runs = 0;
 
   char* EnsureArena(size_t bytes) {
     if (bytes > arena_bytes) {
@@ -525,11 +529,31 @@ class RunState {
 
 void RunStateDeleter::operator()(RunState* s) const { delete s; }
 
-RunStatePtr CompiledGraph::NewRunState(bool plan_memory) const {
+RunStatePtr CompiledGraph::NewRunState(bool plan_memory, bool profile) const {
   RunStatePtr s(new RunState());
   s->plan_memory = plan_memory;
   s->frame.resize(static_cast<size_t>(num_slots_));
+  s->profile = profile;
+  if (profile) s->step_seconds.assign(steps_.size(), 0.0);
   return s;
+}
+
+void CompiledGraph::TakeProfile(RunState& state, std::vector<StepTiming>& into) const {
+  if (!state.profile || state.profiled_runs == 0) return;
+  if (into.size() != steps_.size()) {
+    into.assign(steps_.size(), StepTiming{});
+    for (size_t k = 0; k < steps_.size(); ++k) {
+      const ir::Node& n = *steps_[k].node;
+      into[k].node = !n.name.empty() ? n.name : (n.outputs.empty() ? std::string("#") + std::to_string(k) : n.outputs[0]);
+      into[k].op = n.domain.empty() || n.domain == "ai.onnx" ? n.op_type : n.domain + ":" + n.op_type;
+    }
+  }
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    into[k].seconds += state.step_seconds[k];
+    into[k].calls += state.profiled_runs;
+  }
+  std::fill(state.step_seconds.begin(), state.step_seconds.end(), 0.0);
+  state.profiled_runs = 0;
 }
 
 PlanStats CompiledGraph::LastPlanStats(const RunState& state) { return state.last; }
@@ -593,7 +617,10 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
       serial = work < kSerialWorkElements;
       if (serial) SetIntraOpThreads(1);
     }
+    const auto step_start = state.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     Status st = step.kernel->Compute(ctx);
+    if (state.profile)
+      state.step_seconds[k] += std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     if (serial) SetIntraOpThreads(threads);
     if (!st.ok()) {
       clear_frame();
@@ -646,6 +673,7 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
   outputs.clear();
   outputs.reserve(output_slots_.size());
   for (int s : output_slots_) outputs.push_back(frame[static_cast<size_t>(s)]);
+  if (state.profile) ++state.profiled_runs;
 
   if (mode == MainContext::Mode::kPlanned) {
     // A graph output placed in the arena (it aliases an intermediate the recording did not see) is

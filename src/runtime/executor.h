@@ -33,8 +33,10 @@ class CompiledGraph {
   // Runs the main graph in `state`. The first run with given input shapes records every output
   // allocation and plans an arena for them; later runs with the same shapes place intermediates there.
   Status Run(RunState& state, std::span<const Value> inputs, std::vector<Value>& outputs) const;
-  RunStatePtr NewRunState(bool plan_memory = true) const;
+  RunStatePtr NewRunState(bool plan_memory = true, bool profile = false) const;
   static PlanStats LastPlanStats(const RunState& state);
+  // Moves the step times `state` collected (when made with profile) into `into`, sized to the steps.
+  void TakeProfile(RunState& state, std::vector<StepTiming>& into) const;
 
   int num_inputs() const { return static_cast<int>(input_slots_.size()); }
   int num_outputs() const { return static_cast<int>(output_slots_.size()); }

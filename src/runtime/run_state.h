@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <string>
 
 namespace strata {
 
@@ -16,6 +18,14 @@ struct PlanStats {
   int heap_buffers = 0;       // outputs and anything the plan could not place
   double matmul_flops = 0;    // multiply-add work of Conv/MatMul/Gemm steps (2 per MAC), measured
                               // on the recorded run's actual shapes
+};
+
+// Time spent in one step of the compiled graph, summed over the profiled runs.
+struct StepTiming {
+  std::string node;      // node name (or its first output when unnamed)
+  std::string op;        // op type, with its domain when not the default one
+  double seconds = 0;
+  int64_t calls = 0;
 };
 
 // Per-caller execution state of a main graph: its value frame, one memory plan per input-shape

@@ -86,6 +86,7 @@ Result<std::unique_ptr<Session>> Session::FromModel(ir::Model model, const Sessi
   s->num_threads_ = ResolveThreadCount(options.num_threads);
   s->check_input_shapes_ = options.check_input_shapes;
   s->plan_memory_ = options.plan_memory;
+  s->profile_ = options.profile;
   SetIntraOpThreads(s->num_threads_);  // kernels may already use threads while compiling
   s->model_ = std::move(model);
   // Types for every value before compiling, so load-time dtype checks see them.
@@ -116,12 +117,19 @@ Status Session::Run(std::span<const Value> inputs, std::vector<Value>& outputs) 
       idle_states_.pop_back();
     }
   }
-  if (!state) state = plan_->NewRunState(plan_memory_);
+  if (!state) state = plan_->NewRunState(plan_memory_, profile_);
   Status st = plan_->Run(*state, inputs, outputs);
   std::lock_guard<std::mutex> lock(states_mu_);
   last_stats_ = CompiledGraph::LastPlanStats(*state);
   idle_states_.push_back(std::move(state));
   return st;
+}
+
+std::vector<StepTiming> Session::TakeProfile() {
+  std::vector<StepTiming> out;
+  std::lock_guard<std::mutex> lock(states_mu_);
+  for (RunStatePtr& state : idle_states_) plan_->TakeProfile(*state, out);
+  return out;
 }
 
 PlanStats Session::last_plan_stats() const {

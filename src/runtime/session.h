@@ -27,6 +27,8 @@ struct SessionOptions {
   // Graph optimisation level (docs/passes.md): 0 none, 1 cleanups and constant folding, 2 fusions,
   // 3 pattern recognition. Passes trust declared shapes, so without check_input_shapes none run.
   int opt_level = 3;
+  // Time every step of every run (one clock read before and after each kernel); see profile().
+  bool profile = false;
 };
 
 class Session {
@@ -48,6 +50,10 @@ class Session {
   // The plan of the most recent run: arena size against the sum of the intermediates, and work.
   PlanStats last_plan_stats() const;
 
+  // With SessionOptions::profile: per-step times summed over the runs since the last call, in
+  // execution order, and restarts the count. Empty without profiling or runs.
+  std::vector<StepTiming> TakeProfile();
+
  private:
   Session() = default;
   ir::Model model_;
@@ -60,6 +66,7 @@ class Session {
   int num_threads_ = 1;
   bool check_input_shapes_ = true;
   bool plan_memory_ = true;
+  bool profile_ = false;
 };
 
 }  // namespace strata
