@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <map>
 #include <cstring>
 
 #include "core/dtype_names.h"
+#include "core/large_buffer.h"
 #include "runtime/memory_plan.h"
 #include "runtime/session.h"
 #include "runtime/threading.h"
@@ -41,6 +43,8 @@ class GraphCompiler {
  public:
   GraphCompiler(const ir::Model& model, const ir::Graph& graph, GraphCompiler* parent)
       : model_(model), graph_(graph), parent_(parent), out_(std::make_shared<CompiledGraph>()) {}
+  // Lets kernels free the main graph's weights they packed (`initializers` is graph's own map).
+  void AllowReleasing(std::map<std::string, Tensor>* initializers);
 
   Result<std::shared_ptr<CompiledGraph>> Compile();
 
@@ -57,6 +61,21 @@ class GraphCompiler {
   }
   const ir::Model& model() const { return model_; }
   const ir::Graph& graph() const { return graph_; }
+  // A kernel no longer reads constant `name` (see KernelInfo::ReleaseConstantInput). Once every
+  // reader has said so, the initializer is freed at once, so packed and original weights are never
+  // all resident together while a large model compiles.
+  void ReleaseConstant(const std::string& name) {
+    if (!releasable_) return;
+    auto reads = pending_reads_.find(name);
+    auto slot = slots_.find(name);
+    if (reads == pending_reads_.end() || slot == slots_.end() || --reads->second > 0) return;
+    pending_reads_.erase(reads);
+    dropped_.push_back(slot->second);
+    std::erase_if(out_->constants_, [&](const std::pair<int, Value>& c) { return c.first == slot->second; });
+    consts_.erase(name);
+    releasable_->erase(name);
+    out_->released_constants_.push_back(name);
+  }
 
  private:
   int NewSlot(const std::string& name) {
@@ -85,6 +104,10 @@ class GraphCompiler {
   void Pin(int slot) { last_use_[static_cast<size_t>(slot)] = kPinned; }
 
   Status CompileNode(const ir::Node& node);
+  void DropReleasedConstants();
+  bool IsOutputSlot(int slot) const {
+    return std::find(out_->output_slots_.begin(), out_->output_slots_.end(), slot) != out_->output_slots_.end();
+  }
 
   const ir::Model& model_;
   const ir::Graph& graph_;
@@ -94,6 +117,11 @@ class GraphCompiler {
   std::unordered_map<std::string, const ir::TypeInfo*> types_;
   std::unordered_map<std::string, Tensor> consts_;
   std::vector<int> last_use_;
+  // Main graph only: the model's initializers, from which released weights are freed, and for each
+  // initializer the reads not yet released (node inputs; graph outputs never release).
+  std::map<std::string, Tensor>* releasable_ = nullptr;
+  std::unordered_map<std::string, int> pending_reads_;
+  std::vector<int> dropped_;  // slots of freed constants
   std::vector<int> step_reads_;  // slots the node being compiled reads, directly or through captures
   int current_step_ = 0;
 
@@ -116,6 +144,9 @@ class CompileInfo final : public KernelInfo {
     return input_present(i) ? c_.ConstOf(node_->inputs[static_cast<size_t>(i)]) : nullptr;
   }
   const ir::Graph& graph() const override { return c_.graph(); }
+  void ReleaseConstantInput(int i) const override {
+    if (input_present(i)) c_.ReleaseConstant(node_->inputs[static_cast<size_t>(i)]);
+  }
   Result<std::shared_ptr<CompiledGraph>> CompileSubgraph(const ir::Graph& body) const override {
     GraphCompiler sub(c_.model(), body, &c_);
     return sub.Compile();
@@ -202,6 +233,33 @@ Status GraphCompiler::CompileNode(const ir::Node& node) {
   return Status::Ok();
 }
 
+void GraphCompiler::AllowReleasing(std::map<std::string, Tensor>* initializers) {
+  // Subgraph bodies and training ops may reach initializers by name: such graphs keep them all.
+  for (const ir::Node& node : graph_.nodes) {
+    if (node.domain == "ai.onnx.preview.training") return;
+    for (const ir::Attribute& a : node.attributes)
+      if (a.g || !a.graphs.empty()) return;
+  }
+  releasable_ = initializers;
+  for (const ir::Node& node : graph_.nodes)
+    for (const std::string& in : node.inputs)
+      if (initializers->count(in)) ++pending_reads_[in];
+  for (const ir::ValueInfo& vi : graph_.outputs) pending_reads_.erase(vi.name);
+}
+
+// Steps read freed constants as absent inputs.
+void GraphCompiler::DropReleasedConstants() {
+  if (dropped_.empty()) return;
+  std::sort(dropped_.begin(), dropped_.end());
+  auto is_dropped = [&](int s) { return std::binary_search(dropped_.begin(), dropped_.end(), s); };
+  for (auto& step : out_->steps_) {
+    for (int& s : step.inputs)
+      if (s >= 0 && is_dropped(s)) s = -1;
+    std::erase_if(step.reads, is_dropped);
+  }
+  std::sort(out_->released_constants_.begin(), out_->released_constants_.end());
+}
+
 Result<std::shared_ptr<CompiledGraph>> GraphCompiler::Compile() {
   out_->name_ = graph_.name;
   for (const auto& vi : graph_.value_info) types_[vi.name] = &vi.type;
@@ -227,6 +285,7 @@ Result<std::shared_ptr<CompiledGraph>> GraphCompiler::Compile() {
     Pin(s);
     out_->output_slots_.push_back(s);
   }
+  DropReleasedConstants();
   for (size_t slot = 0; slot < last_use_.size(); ++slot) {
     const int lu = last_use_[slot];
     if (lu >= 0 && lu != kPinned) out_->steps_[static_cast<size_t>(lu)].release.push_back(static_cast<int>(slot));
@@ -306,7 +365,8 @@ double ContractionFlops(const ir::Node& node, const std::vector<Value>& frame, c
   const Shape* a = shape(step.inputs, 0);
   const Shape* w = shape(step.inputs, 1);
   const Shape* y = shape(step.outputs, 0);
-  if (!a || !w || !y || a->empty() || w->empty()) return 0;
+  // MatMul/Gemm weights may be absent (packed by the kernel and released): their work follows from A and Y.
+  if (!a || !y || a->empty()) return 0;
   const std::string_view op = node.op_type;
   const double out = static_cast<double>(NumElements(*y));
   if (op == "MatMul" || op == "FusedMatMul") return 2 * out * static_cast<double>(a->back());
@@ -314,6 +374,7 @@ double ContractionFlops(const ir::Node& node, const std::vector<Value>& frame, c
     const auto* ta = node.attr("transA");
     return 2 * out * static_cast<double>(ta && ta->i ? a->front() : a->back());
   }
+  if (!w || w->empty()) return 0;
   if (op == "Conv" || op == "FusedConv") return 2 * out * static_cast<double>(NumElements(Shape(w->begin() + 1, w->end())));
   if (op == "ConvTranspose")
     return 2 * static_cast<double>(NumElements(*a)) * static_cast<double>(NumElements(Shape(w->begin() + 1, w->end())));
@@ -515,12 +576,12 @@ class RunState {
   char* EnsureArena(size_t bytes) {
     if (bytes > arena_bytes) {
       // Tensors of earlier runs that still point into the old arena keep it alive through the owner.
-      char* p = static_cast<char*>(std::aligned_alloc(kArenaAlignment, bytes));
+      char* p = static_cast<char*>(AllocateLargeBuffer(bytes).release());
       if (!p) return nullptr;
       // Fresh arena memory is poisoned like any uninitialised buffer, and touched once up front so
       // runs do not page-fault it in.
       std::memset(p, 0xFF, bytes);
-      arena.reset(p, [](char* q) { std::free(q); });
+      arena.reset(p, [](char* q) { LargeBufferFree()(q); });
       arena_bytes = bytes;
     }
     return arena.get();
@@ -730,6 +791,13 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
 Result<std::shared_ptr<CompiledGraph>> CompileModel(const ir::Model& model) {
   if (!model.graph) return InvalidModel("model has no graph");
   GraphCompiler compiler(model, *model.graph, nullptr);
+  return compiler.Compile();
+}
+
+Result<std::shared_ptr<CompiledGraph>> CompileModelReleasingWeights(ir::Model& model) {
+  if (!model.graph) return InvalidModel("model has no graph");
+  GraphCompiler compiler(model, *model.graph, nullptr);
+  compiler.AllowReleasing(&model.graph->initializers);
   return compiler.Compile();
 }
 

@@ -38,6 +38,9 @@ class CompiledGraph {
   // Moves the step times `state` collected (when made with profile) into `into`, sized to the steps.
   void TakeProfile(RunState& state, std::vector<StepTiming>& into) const;
 
+  // Initializers no step reads any more: their kernels packed them, and compiling freed them.
+  const std::vector<std::string>& released_constants() const { return released_constants_; }
+
   int num_inputs() const { return static_cast<int>(input_slots_.size()); }
   int num_outputs() const { return static_cast<int>(output_slots_.size()); }
 
@@ -50,10 +53,14 @@ class CompiledGraph {
   std::vector<std::pair<int, Value>> constants_;
   std::vector<std::pair<int, int>> captures_;  // (local slot, slot in the enclosing frame)
   std::vector<char> is_constant_slot_;
+  std::vector<std::string> released_constants_;
   int num_slots_ = 0;
 };
 
 // Compiles a model's main graph. Fails at load time on any op, attribute or dtype Strata cannot run.
 Result<std::shared_ptr<CompiledGraph>> CompileModel(const ir::Model& model);
+// The same, and initializers whose every reader packed them into its own layout are erased from
+// `model` as compiling goes (listed in released_constants()), so weights are not held twice.
+Result<std::shared_ptr<CompiledGraph>> CompileModelReleasingWeights(ir::Model& model);
 
 }  // namespace strata

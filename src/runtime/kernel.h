@@ -53,6 +53,10 @@ class KernelInfo {
   virtual const ir::TypeInfo* output_type(int i) const = 0;
   // Value of input i when it is an initializer or a constant (nullptr otherwise).
   virtual const Tensor* constant_input(int i) const = 0;
+  // Says the kernel has kept what it needs of constant input i (weights packed into its own layout)
+  // and will not read that input at run time. When no other reader needs the constant, the runtime
+  // frees it and the input arrives absent (KernelContext::has_input is false).
+  virtual void ReleaseConstantInput(int /*i*/) const {}
   // The graph this node belongs to (ops like Gradient differentiate parts of it).
   virtual const ir::Graph& graph() const = 0;
   // Compiles a graph attribute; the body may read values of the enclosing scopes.

@@ -96,7 +96,7 @@ Result<std::unique_ptr<Session>> Session::FromModel(ir::Model model, const Sessi
   for (const auto& vi : g.inputs)
     if (!g.initializers.count(vi.name)) s->inputs_.push_back(vi);
   s->outputs_ = g.outputs;
-  auto plan = CompileModel(s->model_);
+  auto plan = CompileModelReleasingWeights(s->model_);
   if (!plan.ok()) return plan.status();
   s->plan_ = std::move(plan).value();
   return s;

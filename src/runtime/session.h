@@ -40,6 +40,8 @@ class Session {
   // Graph inputs the caller must feed (initializers listed as inputs are excluded).
   const std::vector<ir::ValueInfo>& inputs() const { return inputs_; }
   const std::vector<ir::ValueInfo>& outputs() const { return outputs_; }
+  // The optimised model. Initializers that kernels packed into their own layouts are freed after
+  // compiling, so they are missing from it.
   const ir::Model& model() const { return model_; }
   int num_threads() const { return num_threads_; }
 
