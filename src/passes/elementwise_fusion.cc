@@ -56,6 +56,10 @@ class ElementwiseFusion final : public GraphPass {
   int level() const override { return 3; }
 
   Result<bool> Apply(ir::Model& model) override {
+    // Gradient (ai.onnx.preview.training) differentiates the graph's nodes by name and op type:
+    // leave graphs that hold one as written.
+    for (const ir::Node& n : model.graph->nodes)
+      if (n.domain == ir::kTrainingDomain) return false;
     GraphEditor ed(model);
     std::vector<std::optional<OpDesc>> desc(static_cast<size_t>(ed.num_nodes()));
     for (int i = 0; i < ed.num_nodes(); ++i) desc[static_cast<size_t>(i)] = Describe(ed, i);
