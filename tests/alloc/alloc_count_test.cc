@@ -287,5 +287,35 @@ TEST(SteadyStateAllocations, DataMovementOps) {
   const SteadyState n = AllocationsPerSteadyRun(b.Bytes(), {Value(RandomTensor({1, 16, 64}, 5)), Value(ids)}, 1);
   EXPECT_EQ(n.strata, 0) << "heap allocations per steady-state run (STRATA_ALLOC_TRACE=1 shows where)";
 }
+// Elementwise chains that -O3 fuses into com.strata FusedElementwise: an attention mask built from an
+// int64 input, broadcast adds, and a Where on a bool mask (the kernel's per-thread registers are
+// allocated once, in the warm-up runs).
+TEST(SteadyStateAllocations, FusedElementwiseChains) {
+  testing::ModelBuilder b;
+  b.Input("s", onnx::TensorProto::FLOAT, {2, 4, 64, 64}).Input("m", onnx::TensorProto::INT64, {2, 1, 1, 64});
+  b.Input("c", onnx::TensorProto::BOOL, {1, 1, 64, 64}).Output("y", onnx::TensorProto::FLOAT, {2, 4, 64, 64});
+  b.Initializer("one", {1.f}, {});
+  b.Initializer("big", {-10000.f}, {});
+  b.Initializer("eight", {8.f}, {});
+  b.Initializer("low", {-1e30f}, {});
+  b.Node("Cast", {"m"}, {"mf"}).add_attribute()->CopyFrom(IntAttr("to", onnx::TensorProto::FLOAT));
+  b.Node("Sub", {"one", "mf"}, {"inv"});
+  b.Node("Mul", {"inv", "big"}, {"mask"});
+  b.Node("Div", {"s", "eight"}, {"d"});
+  b.Node("Add", {"d", "mask"}, {"a"});
+  b.Node("Not", {"c"}, {"nc"});
+  b.Node("Where", {"nc", "low", "a"}, {"w"});
+  b.Node("Tanh", {"w"}, {"y"});
+  Tensor m(DType::kInt64, {2, 1, 1, 64});
+  for (int i = 0; i < 128; ++i) m.data<int64_t>()[i] = i % 5 != 0;
+  Tensor c(DType::kBool, {1, 1, 64, 64});
+  for (int i = 0; i < 64 * 64; ++i) c.data<bool>()[i] = i % 64 <= i / 64;
+  for (int threads : {1, 2}) {
+    const SteadyState n =
+        AllocationsPerSteadyRun(b.Bytes(), {Value(RandomTensor({2, 4, 64, 64}, 5)), Value(m), Value(c)}, threads);
+    EXPECT_EQ(n.strata, 0) << "heap allocations per steady-state run at " << threads
+                           << " threads (STRATA_ALLOC_TRACE=1 shows where)";
+  }
+}
 }  // namespace
 }  // namespace strata

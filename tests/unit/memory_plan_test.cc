@@ -56,6 +56,7 @@ std::unique_ptr<Session> Load(const std::string& bytes, bool plan_memory) {
   EXPECT_TRUE(model.ok()) << model.status().ToString();
   SessionOptions opts;
   opts.plan_memory = plan_memory;
+  opts.opt_level = 2;  // -O3 fuses the elementwise chains below, and with them the intermediates planned here
   auto s = Session::FromModel(std::move(model).value(), opts);
   EXPECT_TRUE(s.ok()) << s.status().ToString();
   return std::move(s).value();

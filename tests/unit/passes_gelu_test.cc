@@ -82,26 +82,27 @@ TEST(GeluRecognition, TanhForms) {
   }
 }
 
+// Refusals count Gelu nodes: at -O3 elementwise-fusion merges the ops that were not recognised.
 TEST(GeluRecognition, RefusesWrongConstants) {
   {
     ModelBuilder b;
     BuildErfGelu(b, true, 1.5f, Tail::kXuHalf);  // not sqrt(2)
-    EXPECT_EQ(Count(CheckOptimized(b, 3), "Erf"), 1);
+    EXPECT_EQ(Count(CheckOptimized(b, 3), "Gelu"), 0);
   }
   {
     ModelBuilder b;
     BuildErfGelu(b, false, kSqrt2, Tail::kXuHalf);  // x * sqrt(2), not x / sqrt(2)
-    EXPECT_EQ(Count(CheckOptimized(b, 3), "Erf"), 1);
+    EXPECT_EQ(Count(CheckOptimized(b, 3), "Gelu"), 0);
   }
   {
     ModelBuilder b;
     BuildErfGelu(b, true, kSqrt2, Tail::kXhalfU, 0.25f);  // not 0.5
-    EXPECT_EQ(Count(CheckOptimized(b, 3), "Erf"), 1);
+    EXPECT_EQ(Count(CheckOptimized(b, 3), "Gelu"), 0);
   }
   {
     ModelBuilder b;
     BuildTanhGelu(b, true, Tail::kXuHalf, 0.8f);  // not sqrt(2/pi)
-    EXPECT_EQ(Count(CheckOptimized(b, 3), "Tanh"), 1);
+    EXPECT_EQ(Count(CheckOptimized(b, 3), "Gelu"), 0);
   }
 }
 
@@ -115,7 +116,7 @@ TEST(GeluRecognition, RefusesConstantsThatGrowTheRank) {
   b.Node("Add", {"e", "one"}, {"u"});
   b.Node("Mul", {"x", "u"}, {"xu"});
   b.Node("Mul", {"xu", "half"}, {"y"});
-  EXPECT_EQ(Count(CheckOptimized(b, 3), "Erf"), 1);
+  EXPECT_EQ(Count(CheckOptimized(b, 3), "Gelu"), 0);
 }
 
 TEST(GeluRecognition, ThenFusesIntoMatMul) {

@@ -1,0 +1,397 @@
+// com.strata FusedElementwise: a chain (or small DAG) of elementwise ops that the elementwise-fusion
+// pass (src/passes/elementwise_fusion.cc, which documents the attributes) merged into one program.
+//
+// The output is cut into blocks of kBlock elements; a thread evaluates the whole program on one block
+// in a small register file (kBlock floats per register, thread-local, allocated on first use), so the
+// chain reads each input once and writes the output once, and the intermediates stay in L1. Inputs
+// broadcast against the output: a float input of the output's size is read in place, a one-element
+// input is filled into its register once per thread, and anything else (row vectors, masks, other
+// dtypes) is gathered per block in contiguous runs (or read in place when the block lies within one
+// contiguous run). The last instruction writes straight into the output.
+//
+// Every op computes what its unfused float32 kernel computes: the same comparisons (NaN, -0), the
+// vec_math kernels for Exp/Tanh/Sigmoid/Erf/Gelu, libm for Log and Pow.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/vec_math.h"
+
+namespace strata::cpu {
+namespace {
+
+enum class Op : uint8_t {
+  // simple (fused_elementwise.inc)
+  kAdd, kSub, kMul, kDiv, kMax, kMin, kSquare, kRelu, kLeakyRelu, kClip, kHardSigmoid, kSqrt, kNeg, kAbs,
+  kReciprocal, kNot, kWhere,
+  // vec_math
+  kExp, kTanh, kSigmoid, kErf, kGelu, kGeluTanh,
+  // libm
+  kLog, kPow, kPowDouble,
+};
+
+struct OpName {
+  const char* name;
+  Op op;
+  int arity;
+};
+constexpr OpName kOps[] = {
+    {"Add", Op::kAdd, 2},         {"Sub", Op::kSub, 2},         {"Mul", Op::kMul, 2},
+    {"Div", Op::kDiv, 2},         {"Max", Op::kMax, 2},         {"Min", Op::kMin, 2},
+    {"Square", Op::kSquare, 1},   {"Relu", Op::kRelu, 1},       {"LeakyRelu", Op::kLeakyRelu, 1},
+    {"Clip", Op::kClip, 1},       {"HardSigmoid", Op::kHardSigmoid, 1}, {"Sqrt", Op::kSqrt, 1},
+    {"Neg", Op::kNeg, 1},         {"Abs", Op::kAbs, 1},         {"Reciprocal", Op::kReciprocal, 1},
+    {"Not", Op::kNot, 1},         {"Where", Op::kWhere, 3},     {"Exp", Op::kExp, 1},
+    {"Tanh", Op::kTanh, 1},       {"Sigmoid", Op::kSigmoid, 1}, {"Erf", Op::kErf, 1},
+    {"Gelu", Op::kGelu, 1},       {"GeluTanh", Op::kGeluTanh, 1}, {"Log", Op::kLog, 1},
+    {"Pow", Op::kPow, 1},         {"PowDouble", Op::kPowDouble, 1},
+};
+
+// ---- per-ISA block operations ----
+using SimpleFn = void (*)(Op, const float*, const float*, const float*, float*, int64_t, float, float);
+using ConvertFn = void (*)(DType, const void*, int64_t, float*, int64_t);
+
+// Compares may trap under the default -ftrapping-math, which keeps the selects from vectorising (no
+// kernel here reads the floating-point exception flags).
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
+namespace scalar {
+void SqrtBlock(const float* a, float* d, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] = __builtin_sqrtf(a[i]);
+}
+#include "kernels/cpu/fused_elementwise.inc"
+}  // namespace scalar
+#pragma GCC target("avx2,fma")
+namespace avx2 {
+void SqrtBlock(const float* a, float* d, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, _mm256_sqrt_ps(_mm256_loadu_ps(a + i)));
+  for (; i < n; ++i) _mm_store_ss(d + i, _mm_sqrt_ss(_mm_load_ss(a + i)));
+}
+#include "kernels/cpu/fused_elementwise.inc"
+}  // namespace avx2
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
+#pragma GCC target("avx512f,avx512dq,avx512vl,avx2,fma")
+// GCC 12's avx512fintrin.h self-initialises `__Y = __Y` in _mm512_undefined_ps (GCC bug 105593, fixed
+// in 12.3), which trips -Wmaybe-uninitialized once inlined: the warning is about the header.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+namespace avx512 {
+void SqrtBlock(const float* a, float* d, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(d + i, _mm512_sqrt_ps(_mm512_loadu_ps(a + i)));
+  const auto m = static_cast<__mmask16>((1u << (n - i)) - 1u);
+  _mm512_mask_storeu_ps(d + i, m, _mm512_sqrt_ps(_mm512_maskz_loadu_ps(m, a + i)));
+}
+#include "kernels/cpu/fused_elementwise.inc"
+}  // namespace avx512
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+struct IsaOps {
+  SimpleFn simple;
+  ConvertFn convert;
+};
+
+const IsaOps& OpsFor(vec::Isa isa) {
+  static const IsaOps kScalar{scalar::Simple, scalar::Convert}, kAvx2{avx2::Simple, avx2::Convert},
+      kAvx512{avx512::Simple, avx512::Convert};
+  return isa == vec::Isa::kAvx512 ? kAvx512 : isa == vec::Isa::kAvx2 ? kAvx2 : kScalar;
+}
+
+// ---- the kernel ----
+constexpr int64_t kBlock = 512;
+constexpr int kMaxRank = 8;
+constexpr int kMaxInputs = 64;
+
+// A thread's register file: at least `floats` floats, 64-byte aligned. Grows on first use only.
+float* Registers(size_t floats) {
+  thread_local std::vector<float> buf;
+  constexpr size_t kPad = 64 / sizeof(float);
+  if (buf.size() < floats + kPad) buf.resize(floats + kPad);
+  auto p = reinterpret_cast<uintptr_t>(buf.data());
+  return reinterpret_cast<float*>((p + 63) & ~uintptr_t{63});
+}
+
+struct Instr {
+  Op op;
+  int arity;
+  // Operands: >= 0 a register, < 0 input -(k + 1).
+  int src[3] = {0, 0, 0};
+  int dst = -1;  // register; -1 for the last instruction, which writes the output
+  float alpha = 0, beta = 0;
+};
+
+// How one input is read for a block.
+struct InputView {
+  enum class Mode { kDirect, kScalar, kGather } mode = Mode::kGather;
+  const char* data = nullptr;
+  DType dtype = DType::kFloat;
+  size_t elem = 4;
+  int nd = 0;  // collapsed dims over the output, innermost last
+  int64_t dims[kMaxRank] = {};
+  int64_t strides[kMaxRank] = {};
+};
+
+class FusedElementwiseKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    num_inputs_ = info.num_inputs();
+    if (num_inputs_ < 1 || num_inputs_ > kMaxInputs)
+      return info.Error("needs 1 to " + std::to_string(kMaxInputs) + " inputs, got " + std::to_string(num_inputs_));
+    for (int i = 0; i < num_inputs_; ++i) {
+      if (!info.input_present(i)) return info.Error("input " + std::to_string(i) + " is missing");
+      if (const ir::TypeInfo* t = info.input_type(i); t && t->elem_type != DType::kUndefined && !Supported(t->elem_type))
+        return info.Error("input " + std::to_string(i) + " has dtype " + std::string(DTypeName(t->elem_type)) +
+                          "; expected float32, int32, int64 or bool");
+    }
+    const std::vector<std::string> ops = info.attr_strings("ops");
+    const std::vector<int64_t> operands = info.attr_ints("operands");
+    const std::vector<float> alphas = info.attr_floats("alphas"), betas = info.attr_floats("betas");
+    immediates_ = info.attr_floats("immediates");
+    const size_t n = ops.size();
+    if (n == 0 || operands.size() != 3 * n || alphas.size() != n || betas.size() != n)
+      return info.Error("needs ops (got " + std::to_string(n) + "), 3 operands per op (got " +
+                        std::to_string(operands.size()) + "), one alpha (" + std::to_string(alphas.size()) +
+                        ") and one beta (" + std::to_string(betas.size()) + ") per op");
+    const int64_t first_result = num_inputs_ + static_cast<int64_t>(immediates_.size());
+    // Registers: one per immediate, then the results, reused once their last reader has run.
+    const int num_values = static_cast<int>(first_result + static_cast<int64_t>(n));
+    std::vector<int> last_use(static_cast<size_t>(num_values), -1), reg(static_cast<size_t>(num_values), -1);
+    for (size_t k = 0; k < immediates_.size(); ++k) reg[static_cast<size_t>(num_inputs_) + k] = static_cast<int>(k);
+    for (size_t k = 0; k < n; ++k) {
+      const OpName* known = nullptr;
+      for (const OpName& o : kOps)
+        if (ops[k] == o.name) known = &o;
+      if (!known) return info.Error("op " + std::to_string(k) + " '" + ops[k] + "' is not a FusedElementwise op");
+      Instr in{known->op, known->arity};
+      in.alpha = alphas[k];
+      in.beta = betas[k];
+      for (int j = 0; j < 3; ++j) {
+        const int64_t v = operands[3 * k + static_cast<size_t>(j)];
+        const bool want = j < in.arity;
+        if (want != (v >= 0) || v >= first_result + static_cast<int64_t>(k))
+          return info.Error("op " + std::to_string(k) + " (" + ops[k] + ") operand " + std::to_string(j) + " is " +
+                            std::to_string(v) + "; expected " +
+                            (want ? "a value below " + std::to_string(first_result + static_cast<int64_t>(k)) : "-1"));
+        if (want) last_use[static_cast<size_t>(v)] = static_cast<int>(k);
+      }
+      instrs_.push_back(in);
+    }
+    int next = static_cast<int>(immediates_.size());
+    std::vector<int> free_regs;
+    for (size_t k = 0; k < n; ++k) {
+      Instr& in = instrs_[k];
+      for (int j = 0; j < in.arity; ++j) {
+        const auto v = static_cast<size_t>(operands[3 * k + static_cast<size_t>(j)]);
+        in.src[j] = v < static_cast<size_t>(num_inputs_) ? -static_cast<int>(v) - 1 : reg[v];
+        // A result read for the last time frees its register, which this instruction may write in place.
+        if (v >= static_cast<size_t>(first_result) && last_use[v] == static_cast<int>(k) && reg[v] >= 0 &&
+            std::find(free_regs.begin(), free_regs.end(), reg[v]) == free_regs.end())
+          free_regs.push_back(reg[v]);
+      }
+      if (k + 1 == n) break;
+      if (free_regs.empty()) {
+        in.dst = next++;
+      } else {
+        in.dst = free_regs.back();
+        free_regs.pop_back();
+      }
+      reg[static_cast<size_t>(first_result) + k] = in.dst;
+    }
+    num_regs_ = next;
+    return Status::Ok();
+  }
+
+  Status Compute(KernelContext& ctx) override {
+    // The output is the broadcast of every input.
+    Shape out_shape;
+    for (int i = 0; i < num_inputs_; ++i) {
+      const Tensor& t = ctx.input_tensor(i);
+      if (!Supported(t.dtype()))
+        return InvalidArgument(ctx.Where() + "input " + std::to_string(i) + " has dtype " +
+                               std::string(DTypeName(t.dtype())) + "; expected float32, int32, int64 or bool");
+      const Shape& s = t.shape();
+      if (s.size() > kMaxRank)
+        return InvalidArgument(ctx.Where() + "input " + std::to_string(i) + " has rank " + std::to_string(s.size()) +
+                               "; at most " + std::to_string(kMaxRank) + " is supported");
+      if (s.size() > out_shape.size()) out_shape.insert(out_shape.begin(), s.size() - out_shape.size(), 1);
+      const size_t off = out_shape.size() - s.size();
+      for (size_t d = 0; d < s.size(); ++d) {
+        int64_t& o = out_shape[off + d];
+        if (o == s[d] || s[d] == 1) continue;
+        if (o != 1)
+          return InvalidArgument(ctx.Where() + "input " + std::to_string(i) + " of shape " + ShapeToString(s) +
+                                 " does not broadcast with the other inputs (" + ShapeToString(out_shape) + ")");
+        o = s[d];
+      }
+    }
+    ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, DType::kFloat, out_shape));
+    const int64_t total = y->numel();
+    if (total == 0) return Status::Ok();
+    InputView views[kMaxInputs];
+    for (int i = 0; i < num_inputs_; ++i) Plan(ctx.input_tensor(i), out_shape, views[i]);
+
+    const IsaOps& isa = OpsFor(vec::Active().isa);
+    const vec::Kernels& vk = vec::Active();
+    float* out = y->data<float>();
+    const int64_t blocks = (total + kBlock - 1) / kBlock;
+    const size_t reg_floats = static_cast<size_t>(num_regs_ + num_inputs_) * kBlock;
+    ParallelFor(
+        blocks,
+        [&](int64_t b0, int64_t b1) {
+          float* regs = Registers(reg_floats);
+          // Registers [0, num_regs_) hold immediates and results; then one per input to gather into.
+          float* in_regs = regs + static_cast<size_t>(num_regs_) * kBlock;
+          for (size_t k = 0; k < immediates_.size(); ++k) isa.convert(DType::kFloat, &immediates_[k], 0, regs + k * kBlock, kBlock);
+          const float* in_ptr[kMaxInputs];
+          for (int i = 0; i < num_inputs_; ++i)
+            if (views[i].mode == InputView::Mode::kScalar)
+              isa.convert(views[i].dtype, views[i].data, 0, in_regs + i * kBlock, kBlock);
+          for (int64_t b = b0; b < b1; ++b) {
+            const int64_t start = b * kBlock, n = std::min(kBlock, total - start);
+            for (int i = 0; i < num_inputs_; ++i) {
+              const InputView& v = views[i];
+              float* r = in_regs + i * kBlock;
+              in_ptr[i] = v.mode == InputView::Mode::kDirect   ? reinterpret_cast<const float*>(v.data) + start
+                          : v.mode == InputView::Mode::kScalar ? r
+                                                               : Gather(isa, v, start, n, r);
+            }
+            auto operand = [&](int s) { return s < 0 ? in_ptr[-s - 1] : regs + static_cast<size_t>(s) * kBlock; };
+            for (const Instr& in : instrs_) {
+              const float* a = operand(in.src[0]);
+              const float* bb = in.arity > 1 ? operand(in.src[1]) : nullptr;
+              const float* c = in.arity > 2 ? operand(in.src[2]) : nullptr;
+              float* d = in.dst < 0 ? out + start : regs + static_cast<size_t>(in.dst) * kBlock;
+              Run(isa, vk, in, a, bb, c, d, n);
+            }
+          }
+        },
+        std::max<int64_t>(2, kParallelThreshold / kBlock));
+    return Status::Ok();
+  }
+
+ private:
+  static bool Supported(DType dt) {
+    return dt == DType::kFloat || dt == DType::kInt64 || dt == DType::kInt32 || dt == DType::kBool;
+  }
+
+  // Collapses `t`'s broadcast against `out` to the fewest dims whose offsets stay linear.
+  static void Plan(const Tensor& t, const Shape& out, InputView& v) {
+    v.data = static_cast<const char*>(t.raw());
+    v.dtype = t.dtype();
+    v.elem = DTypeSize(t.dtype());
+    const int64_t numel = t.numel();
+    if (numel == 1) {
+      v.mode = InputView::Mode::kScalar;
+      return;
+    }
+    if (v.dtype == DType::kFloat && numel == NumElements(out)) {
+      v.mode = InputView::Mode::kDirect;  // a valid broadcast of equal size is the same shape
+      return;
+    }
+    v.mode = InputView::Mode::kGather;
+    const Shape& s = t.shape();
+    const size_t off = out.size() - s.size();
+    int64_t stride = 1;
+    int64_t full[kMaxRank];
+    for (size_t d = out.size(); d-- > 0;) {
+      const int64_t dim = d >= off ? s[d - off] : 1;
+      full[d] = dim == 1 ? 0 : stride;
+      stride *= dim;
+    }
+    v.nd = 0;
+    for (size_t d = 0; d < out.size(); ++d) {
+      if (out[d] == 1) continue;
+      if (v.nd > 0 && v.strides[v.nd - 1] == full[d] * out[d]) {
+        v.dims[v.nd - 1] *= out[d];
+        v.strides[v.nd - 1] = full[d];
+      } else {
+        v.dims[v.nd] = out[d];
+        v.strides[v.nd] = full[d];
+        ++v.nd;
+      }
+    }
+    if (v.nd == 0) {  // cannot happen for numel > 1; keeps the loop below well defined
+      v.dims[0] = 1;
+      v.strides[0] = 0;
+      v.nd = 1;
+    }
+  }
+
+  // Elements [start, start + n) of input `v` as floats: in place when they are one contiguous float
+  // run, else converted into `r`.
+  static const float* Gather(const IsaOps& isa, const InputView& v, int64_t start, int64_t n, float* r) {
+    const int last = v.nd - 1;
+    int64_t idx[kMaxRank];
+    int64_t rem = start, off = 0;
+    for (int d = last; d >= 0; --d) {
+      idx[d] = rem % v.dims[d];
+      rem /= v.dims[d];
+      off += idx[d] * v.strides[d];
+    }
+    const int64_t inner = v.dims[last], step = v.strides[last];
+    if (v.dtype == DType::kFloat && step == 1 && idx[last] + n <= inner)
+      return reinterpret_cast<const float*>(v.data) + off;
+    for (int64_t done = 0; done < n;) {
+      const int64_t len = std::min(n - done, inner - idx[last]);
+      isa.convert(v.dtype, v.data + static_cast<size_t>(off) * v.elem, step, r + done, len);
+      done += len;
+      idx[last] += len;
+      off += len * step;
+      if (idx[last] < inner) continue;
+      off -= inner * step;
+      idx[last] = 0;
+      for (int d = last - 1; d >= 0; --d) {
+        off += v.strides[d];
+        if (++idx[d] < v.dims[d]) break;
+        off -= v.strides[d] * v.dims[d];
+        idx[d] = 0;
+      }
+    }
+    return r;
+  }
+
+  static void Run(const IsaOps& isa, const vec::Kernels& vk, const Instr& in, const float* a, const float* b,
+                  const float* c, float* d, int64_t n) {
+    switch (in.op) {
+      case Op::kExp: return vk.exp(a, d, n);
+      case Op::kTanh: return vk.tanh(a, d, n);
+      case Op::kSigmoid: return vk.sigmoid(a, d, n);
+      case Op::kErf: return vk.erf(a, d, n);
+      case Op::kGelu: return vk.gelu_erf(a, d, n);
+      case Op::kGeluTanh: return vk.gelu_tanh(a, d, n);
+      case Op::kLog:
+        for (int64_t i = 0; i < n; ++i) d[i] = std::log(a[i]);
+        return;
+      case Op::kPow:
+        for (int64_t i = 0; i < n; ++i) d[i] = std::pow(a[i], in.alpha);
+        return;
+      case Op::kPowDouble:
+        for (int64_t i = 0; i < n; ++i)
+          d[i] = static_cast<float>(std::pow(static_cast<double>(a[i]), static_cast<double>(in.alpha)));
+        return;
+      default:
+        return isa.simple(in.op, a, b, c, d, n, in.alpha, in.beta);
+    }
+  }
+
+  int num_inputs_ = 0;
+  int num_regs_ = 0;
+  std::vector<float> immediates_;
+  std::vector<Instr> instrs_;
+};
+
+const KernelRegistrar kFusedElementwise{{.op_type = "FusedElementwise", .domain = "com.strata", .since = 1, .until = 1,
+                                         .dtypes = {}, .factory = MakeKernel<FusedElementwiseKernel>}};
+
+}  // namespace
+}  // namespace strata::cpu
