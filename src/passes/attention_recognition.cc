@@ -237,6 +237,8 @@ class AttentionRecognition final : public GraphPass {
     bool causal = false;
     float fill = 0;
     bool has_fill = false;
+    const Tensor* negate = nullptr;  // the Where condition is this constant, the keep mask its negation
+    Tensor negated;
     if (const int m = ed.Producer(v); m >= 0 && ed.SoleConsumer(v) == reader) {
       const ir::Node& mn = ed.node(m);
       if (IsOp(mn, "Add", 2) && mn.inputs.size() == 2 && mn.outputs.size() == 1) {
@@ -258,8 +260,13 @@ class AttentionRecognition final : public GraphPass {
         std::string s;
         if (ed.ConstantScalar(mn.inputs[1], &f) && FromMatMul(ed, mn.inputs[2], m)) {  // Where(!keep, fill, S)
           const int nt = ed.Producer(mn.inputs[0]);
-          if (nt < 0 || !IsOp(ed.node(nt), "Not")) return;
-          keep = ed.node(nt).inputs[0];
+          if (nt >= 0 && IsOp(ed.node(nt), "Not")) {
+            keep = ed.node(nt).inputs[0];
+          } else {  // a constant condition (a folded mask) is negated below
+            negate = ed.Constant(mn.inputs[0]);
+            if (!negate || negate->dtype() != DType::kBool) return;
+            keep = mn.inputs[0];
+          }
           s = mn.inputs[2];
         } else if (ed.ConstantScalar(mn.inputs[2], &f) && FromMatMul(ed, mn.inputs[1], m)) {  // Where(keep, S, fill)
           keep = mn.inputs[0];
@@ -273,7 +280,13 @@ class AttentionRecognition final : public GraphPass {
         mask = keep;
         fill = static_cast<float>(f);
         has_fill = true;
-        causal = ProvenCausal(ed, keep);
+        if (negate) {
+          negated = Tensor(DType::kBool, negate->shape());
+          for (int64_t i = 0; i < negate->numel(); ++i) negated.data<bool>()[i] = !negate->data<bool>()[i];
+          causal = LowerTriangular(negated);
+        } else {
+          causal = ProvenCausal(ed, keep);
+        }
         v = s;
         nodes.push_back(m);
         reader = m;
@@ -322,6 +335,7 @@ class AttentionRecognition final : public GraphPass {
       absorbed.insert(absorbed.end(), k.nodes.begin(), k.nodes.end());
       last = mm2;
     }
+    if (negate) mask = ed.AddInitializer(mask + "_keep", std::move(negated));
     if (!mask.empty()) att.inputs.push_back(mask);
     att.op_type = "Attention";
     att.domain = std::string(kStrataDomain);

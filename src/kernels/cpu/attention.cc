@@ -92,6 +92,16 @@ void PV(const float* p, int64_t ldp, int64_t n, const float* v, int64_t v_s, int
   }
 }
 
+// kt[c][j] = K(j, c) for j < sk, zero for j in [sk, ldk): K^T with the key axis contiguous.
+void PackKt(const float* k, int64_t k_s, int64_t k_d, int64_t sk, int64_t d, float* kt, int64_t ldk) {
+  for (int64_t c = 0; c < d; ++c) {
+    float* row = kt + c * ldk;
+    for (int64_t j = sk; j < ldk; ++j) row[j] = 0;
+  }
+  for (int64_t j = 0; j < sk; ++j)
+    for (int64_t c = 0; c < d; ++c) kt[c * ldk + j] = k[j * k_s + c * k_d];
+}
+
 }  // namespace scalar
 
 // ---- AVX-512 tiles ----
@@ -209,6 +219,46 @@ void PV(const float* p, int64_t ldp, int64_t n, const float* v, int64_t v_s, int
   }
 }
 
+// In-register transpose: r[i][c] -> r[c][i]. Unpacks pair rows within 128-bit lanes, shuffle_ps
+// gathers 4 rows of one column per lane, and two lane shuffles put lane L of the four row groups together.
+inline void Transpose16(__m512 r[16]) {
+  __m512 a[16], b[16];
+  for (int k = 0; k < 8; ++k) {
+    a[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    a[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  for (int k = 0; k < 4; ++k) {  // b[4k + m], lane L: rows 4k..4k+3 of column 4L + m
+    b[4 * k] = _mm512_shuffle_ps(a[4 * k], a[4 * k + 2], 0x44);
+    b[4 * k + 1] = _mm512_shuffle_ps(a[4 * k], a[4 * k + 2], 0xEE);
+    b[4 * k + 2] = _mm512_shuffle_ps(a[4 * k + 1], a[4 * k + 3], 0x44);
+    b[4 * k + 3] = _mm512_shuffle_ps(a[4 * k + 1], a[4 * k + 3], 0xEE);
+  }
+  for (int m = 0; m < 4; ++m) {
+    const __m512 c0 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0x44), c1 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0xEE);
+    const __m512 c2 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0x44), c3 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0xEE);
+    r[m] = _mm512_shuffle_f32x4(c0, c2, 0x88);
+    r[4 + m] = _mm512_shuffle_f32x4(c0, c2, 0xDD);
+    r[8 + m] = _mm512_shuffle_f32x4(c1, c3, 0x88);
+    r[12 + m] = _mm512_shuffle_f32x4(c1, c3, 0xDD);
+  }
+}
+
+// As scalar::PackKt for rows of K contiguous along c (k_d == 1), 16 x 16 blocks at a time.
+void PackKt(const float* k, int64_t k_s, int64_t sk, int64_t d, float* kt, int64_t ldk) {
+  for (int64_t j0 = 0; j0 < ldk; j0 += kLanes) {
+    const int64_t rows = sk - j0 < kLanes ? sk - j0 : kLanes;
+    for (int64_t c0 = 0; c0 < d; c0 += kLanes) {
+      const int64_t cols = d - c0 < kLanes ? d - c0 : kLanes;
+      const __mmask16 m = static_cast<__mmask16>(cols == kLanes ? 0xFFFFu : (1u << cols) - 1u);
+      __m512 r[16];
+      for (int64_t i = 0; i < kLanes; ++i)
+        r[i] = i < rows ? _mm512_maskz_loadu_ps(m, k + (j0 + i) * k_s + c0) : _mm512_setzero_ps();
+      Transpose16(r);
+      for (int64_t c = 0; c < cols; ++c) _mm512_storeu_ps(kt + (c0 + c) * ldk + j0, r[c]);
+    }
+  }
+}
+
 }  // namespace avx512
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
@@ -231,14 +281,16 @@ void RunRows(const Problem& p, const Tiles& t, const vec::Kernels& vk, int64_t b
   float* s = kt + p.d * ldk;
   // K^T [d][ldk], zero padding on the right so that full-vector tiles read defined values.
   const float* kb = p.k + b * p.k_b + h * p.k_h;
-  for (int64_t c = 0; c < p.d; ++c) {
-    float* row = kt + c * ldk;
-    if (p.k_s == 1) {
+  if (p.k_s == 1) {
+    for (int64_t c = 0; c < p.d; ++c) {
+      float* row = kt + c * ldk;
       std::memcpy(row, kb + c * p.k_d, static_cast<size_t>(p.sk) * sizeof(float));
-    } else {
-      for (int64_t j = 0; j < p.sk; ++j) row[j] = kb[j * p.k_s + c * p.k_d];
+      for (int64_t j = p.sk; j < ldk; ++j) row[j] = 0;
     }
-    for (int64_t j = p.sk; j < ldk; ++j) row[j] = 0;
+  } else if (p.k_d == 1 && vk.isa == vec::Isa::kAvx512) {
+    avx512::PackKt(kb, p.k_s, p.sk, p.d, kt, ldk);
+  } else {
+    scalar::PackKt(kb, p.k_s, p.k_d, p.sk, p.d, kt, ldk);
   }
   const float* qb = p.q + b * p.q_b + h * p.q_h;
   const float* vb = p.v + b * p.v_b + h * p.v_h;
