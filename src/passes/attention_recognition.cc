@@ -426,8 +426,8 @@ class AttentionRecognition final : public GraphPass {
       y = ed.node(r).outputs[0];
     }
     const auto* dy = DimsOf(ed, y);
-    if (!dy || dy->size() != 3 || !SameDim((*dy)[0], (*dq)[0]) || !SameDim((*dy)[1], (*dq)[1]) ||
-        !(*dy)[2].known() || (*dy)[2].value != width_v || !IsFloat(ed, y))
+    if (!dy || dy->size() != 3 || !SameDim((*dy)[0], (*dq)[0]) || !SameDim((*dy)[1], (*dq)[1]) || !(*dy)[2].known() ||
+        (*dy)[2].value != width_v || !IsFloat(ed, y))
       return std::nullopt;
     *inputs = {q.base, k.base, v.base};
     *scale *= q.scale * k.scale;
@@ -440,8 +440,7 @@ class AttentionRecognition final : public GraphPass {
   std::map<const Tensor*, bool> triangular_;
 };
 
-const PassRegistrar kReg{
-    {"attention-recognition", kOrder, [] { return std::make_unique<AttentionRecognition>(); }}};
+const PassRegistrar kReg{{"attention-recognition", kOrder, [] { return std::make_unique<AttentionRecognition>(); }}};
 
 }  // namespace
 }  // namespace strata::passes

@@ -60,13 +60,20 @@ void RunCase(const Case& c, int threads) {
   // Logical tensors in [b, h, s, d] order; laid out as the op wants.
   const auto q = Random(c.b * c.h * c.sq * c.d, 1), k = Random(c.b * c.h * c.sk * c.d, 2),
              v = Random(c.b * c.h * c.sk * c.dv, 3);
-  auto Q = [&](int64_t b, int64_t h, int64_t i, int64_t x) { return q[static_cast<size_t>(((b * c.h + h) * c.sq + i) * c.d + x)]; };
-  auto K = [&](int64_t b, int64_t h, int64_t j, int64_t x) { return k[static_cast<size_t>(((b * c.h + h) * c.sk + j) * c.d + x)]; };
-  auto V = [&](int64_t b, int64_t h, int64_t j, int64_t x) { return v[static_cast<size_t>(((b * c.h + h) * c.sk + j) * c.dv + x)]; };
+  auto Q = [&](int64_t b, int64_t h, int64_t i, int64_t x) {
+    return q[static_cast<size_t>(((b * c.h + h) * c.sq + i) * c.d + x)];
+  };
+  auto K = [&](int64_t b, int64_t h, int64_t j, int64_t x) {
+    return k[static_cast<size_t>(((b * c.h + h) * c.sk + j) * c.d + x)];
+  };
+  auto V = [&](int64_t b, int64_t h, int64_t j, int64_t x) {
+    return v[static_cast<size_t>(((b * c.h + h) * c.sk + j) * c.dv + x)];
+  };
   std::vector<int64_t> qd, kd, vd, yd;
   std::vector<float> qt, kt, vt;
   if (c.heads_layout) {
-    qd = {c.b, c.sq, c.h * c.d}, kd = {c.b, c.sk, c.h * c.d}, vd = {c.b, c.sk, c.h * c.dv}, yd = {c.b, c.sq, c.h * c.dv};
+    qd = {c.b, c.sq, c.h * c.d}, kd = {c.b, c.sk, c.h * c.d}, vd = {c.b, c.sk, c.h * c.dv},
+    yd = {c.b, c.sq, c.h * c.dv};
     for (int64_t b = 0; b < c.b; ++b)
       for (int64_t i = 0; i < c.sq; ++i)
         for (int64_t h = 0; h < c.h; ++h)
@@ -166,8 +173,8 @@ void RunCase(const Case& c, int threads) {
         for (int64_t x = 0; x < c.dv; ++x) {
           double want = 0;
           for (int64_t j = 0; j < c.sk; ++j) want += sc[static_cast<size_t>(j)] / sum * V(b, h, j, x);
-          const int64_t at = c.heads_layout ? (b * c.sq + i) * c.h * c.dv + h * c.dv + x
-                                            : ((b * c.h + h) * c.sq + i) * c.dv + x;
+          const int64_t at =
+              c.heads_layout ? (b * c.sq + i) * c.h * c.dv + h * c.dv + x : ((b * c.h + h) * c.sq + i) * c.dv + x;
           const double got = y.data<float>()[at];
           if (std::isnan(want) && std::isnan(got)) continue;
           if (!(std::fabs(got - want) <= 1e-5 * (1 + std::fabs(want))) && bad++ < 5)

@@ -13,14 +13,14 @@ namespace {
 constexpr int64_t kB = 2, kS = 7, kH = 2, kD = 16, kW = kH * kD;
 
 struct Options {
-  bool scale_as_mul = false;       // Mul by 1/4 instead of Div by 4
-  bool scale_on_q = false;         // Mul(q, 1/4) before the reshape, nothing on the scores
-  bool mask = true;                // additive [b, 1, 1, s] mask input
-  bool mask_inf_row = false;       // the mask is a constant with batch 1 entirely -inf
+  bool scale_as_mul = false;        // Mul by 1/4 instead of Div by 4
+  bool scale_on_q = false;          // Mul(q, 1/4) before the reshape, nothing on the scores
+  bool mask = true;                 // additive [b, 1, 1, s] mask input
+  bool mask_inf_row = false;        // the mask is a constant with batch 1 entirely -inf
   std::vector<int64_t> scale_dims;  // non-empty: the scale constant has these dims (non-scalar)
   std::vector<int64_t> q_perm = {0, 2, 1, 3};
-  bool scores_as_output = false;   // the Div output is also a graph output
-  bool k_two_transposes = false;   // K: Transpose 0,2,1,3 then 0,1,3,2 (the Hugging Face export)
+  bool scores_as_output = false;  // the Div output is also a graph output
+  bool k_two_transposes = false;  // K: Transpose 0,2,1,3 then 0,1,3,2 (the Hugging Face export)
 };
 
 void Perm(onnx::NodeProto& n, const std::vector<int64_t>& p) { SetInts(n, "perm", p); }

@@ -234,8 +234,10 @@ inline void Transpose16(__m512 r[16]) {
     b[4 * k + 3] = _mm512_shuffle_ps(a[4 * k + 1], a[4 * k + 3], 0xEE);
   }
   for (int m = 0; m < 4; ++m) {
-    const __m512 c0 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0x44), c1 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0xEE);
-    const __m512 c2 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0x44), c3 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0xEE);
+    const __m512 c0 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0x44);
+    const __m512 c1 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0xEE);
+    const __m512 c2 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0x44);
+    const __m512 c3 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0xEE);
     r[m] = _mm512_shuffle_f32x4(c0, c2, 0x88);
     r[4 + m] = _mm512_shuffle_f32x4(c0, c2, 0xDD);
     r[8 + m] = _mm512_shuffle_f32x4(c1, c3, 0x88);
@@ -299,7 +301,8 @@ void RunRows(const Problem& p, const Tiles& t, const vec::Kernels& vk, int64_t b
   for (int64_t i = i0; i < i1; i += kRows) {
     const int64_t rows = i1 - i < kRows ? i1 - i : kRows;
     if (p.sk == 0) {  // softmax over no keys, times an empty V: zeros
-      for (int64_t r = 0; r < rows; ++r) std::memset(yb + (i + r) * p.y_s, 0, static_cast<size_t>(p.dv) * sizeof(float));
+      for (int64_t r = 0; r < rows; ++r)
+        std::memset(yb + (i + r) * p.y_s, 0, static_cast<size_t>(p.dv) * sizeof(float));
       continue;
     }
     int64_t n = p.causal ? (i + rows < p.sk ? i + rows : p.sk) : p.sk;
@@ -359,8 +362,6 @@ void Run(const Problem& p) {
       flops >= 1e6 ? 1 : tasks + 1);
 }
 
-std::string Dims(const Shape& s) { return ShapeToString(s); }
-
 class AttentionKernel final : public OpKernel {
  public:
   Status Init(const KernelInfo& info) {
@@ -390,12 +391,13 @@ class AttentionKernel final : public OpKernel {
     if (heads_ > 0) {
       if (Q.rank() != 3 || K.rank() != 3 || V.rank() != 3)
         return InvalidArgument(ctx.Where() + "with num_heads, Q, K and V must be rank 3 [batch, seq, heads*dim], got " +
-                               Dims(Q.shape()) + ", " + Dims(K.shape()) + ", " + Dims(V.shape()));
+                               ShapeToString(Q.shape()) + ", " + ShapeToString(K.shape()) + ", " +
+                               ShapeToString(V.shape()));
       const int64_t h = heads_;
       if (Q.dim(0) != K.dim(0) || Q.dim(0) != V.dim(0) || K.dim(1) != V.dim(1) || Q.dim(2) != K.dim(2) ||
           Q.dim(2) % h != 0 || V.dim(2) % h != 0)
-        return InvalidArgument(ctx.Where() + "Q " + Dims(Q.shape()) + ", K " + Dims(K.shape()) + ", V " +
-                               Dims(V.shape()) + " do not fit " + std::to_string(h) + " heads");
+        return InvalidArgument(ctx.Where() + "Q " + ShapeToString(Q.shape()) + ", K " + ShapeToString(K.shape()) +
+                               ", V " + ShapeToString(V.shape()) + " do not fit " + std::to_string(h) + " heads");
       p.B = Q.dim(0), p.H = h, p.sq = Q.dim(1), p.sk = K.dim(1), p.d = Q.dim(2) / h, p.dv = V.dim(2) / h;
       p.q_s = Q.dim(2), p.q_h = p.d, p.q_b = p.sq * p.q_s;
       p.k_s = K.dim(2), p.k_d = 1, p.k_h = p.d, p.k_b = p.sk * p.k_s;
@@ -410,8 +412,8 @@ class AttentionKernel final : public OpKernel {
       if (ok) ok = Q.dim(r - 1) == K.dim(r - 2) && K.dim(r - 1) == V.dim(r - 2);
       if (!ok)
         return InvalidArgument(ctx.Where() + "expects Q [..., sq, d], K^T [..., d, sk], V [..., sk, dv] of rank 2..4 "
-                               "with equal leading dims, got " + Dims(Q.shape()) + ", " + Dims(K.shape()) + ", " +
-                               Dims(V.shape()));
+                               "with equal leading dims, got " + ShapeToString(Q.shape()) + ", " +
+                               ShapeToString(K.shape()) + ", " + ShapeToString(V.shape()));
       p.B = r == 4 ? Q.dim(0) : 1;
       p.H = r >= 3 ? Q.dim(r - 3) : 1;
       p.sq = Q.dim(r - 2), p.d = Q.dim(r - 1), p.sk = K.dim(r - 1), p.dv = V.dim(r - 1);
@@ -442,7 +444,8 @@ class AttentionKernel final : public OpKernel {
     }
     if (!ok)
       return InvalidArgument(ctx.Where() + "mask must be float32 or bool and broadcast to the scores " +
-                             Dims(scores) + ", got " + std::string(DTypeName(m.dtype())) + " " + Dims(m.shape()));
+                             ShapeToString(scores) + ", got " + std::string(DTypeName(m.dtype())) + " " +
+                             ShapeToString(m.shape()));
     Shape s4 = scores, m4 = m.shape();
     while (s4.size() < 4) s4.insert(s4.begin(), 1);
     while (m4.size() < 4) m4.insert(m4.begin(), 1);
