@@ -21,6 +21,8 @@ struct Options {
   std::vector<int64_t> q_perm = {0, 2, 1, 3};
   bool scores_as_output = false;  // the Div output is also a graph output
   bool k_two_transposes = false;  // K: Transpose 0,2,1,3 then 0,1,3,2 (the Hugging Face export)
+  bool scale_on_v = false;        // Mul(v, 1/4): scales the output, so it is not absorbed
+  int64_t softmax_axis = -1;      // < -1: attribute left out (the opset's default)
 };
 
 void Perm(onnx::NodeProto& n, const std::vector<int64_t>& p) { SetInts(n, "perm", p); }
@@ -48,7 +50,13 @@ void BuildBert(ModelBuilder& b, const Options& o) {
   } else {
     Perm(b.Node("Transpose", {"k4"}, {"kt"}), {0, 2, 3, 1});
   }
-  b.Node("Reshape", {"v", "split"}, {"v4"});
+  std::string v = "v";
+  if (o.scale_on_v) {
+    ScalarInit(b, "vscale", 0.25f);
+    b.Node("Mul", {"v", "vscale"}, {"vs"});
+    v = "vs";
+  }
+  b.Node("Reshape", {v, "split"}, {"v4"});
   Perm(b.Node("Transpose", {"v4"}, {"vt"}), {0, 2, 1, 3});
   b.Node("MatMul", {"qt", "kt"}, {"s"});
   std::string scores = "s";
@@ -70,7 +78,8 @@ void BuildBert(ModelBuilder& b, const Options& o) {
     b.Node("Add", {scores, "mask"}, {"sm"});
     scores = "sm";
   }
-  SetInt(b.Node("Softmax", {scores}, {"p"}), "axis", -1);
+  auto& sm = b.Node("Softmax", {scores}, {"p"});
+  if (o.softmax_axis >= -1) SetInt(sm, "axis", o.softmax_axis);
   b.Node("MatMul", {"p", "vt"}, {"o"});
   Perm(b.Node("Transpose", {"o"}, {"ot"}), {0, 2, 1, 3});
   b.Node("Reshape", {"ot", "merge"}, {"y"});
@@ -95,6 +104,26 @@ TEST(AttentionRecognition, ScaleFormsAndNoMask) {
     ModelBuilder b;
     BuildBert(b, o);
     EXPECT_EQ(CheckOptimized(b, 3), (OpCounts{{"Attention", 1}}));
+  }
+}
+
+TEST(AttentionRecognition, ScaleOnVStaysOutside) {
+  Options o;
+  o.scale_on_v = true;
+  ModelBuilder b;
+  BuildBert(b, o);
+  EXPECT_EQ(CheckOptimized(b, 3), (OpCounts{{"Attention", 1}, {"Mul", 1}}));
+}
+
+TEST(AttentionRecognition, SoftmaxBeforeOpset13) {
+  // Opset 11 coerces to 2-D at `axis`: the last axis (3 or -1) is a row softmax, the default 1 is not.
+  for (int64_t axis : {int64_t{3}, int64_t{-1}, int64_t{-2}}) {
+    SCOPED_TRACE(axis);
+    Options o;
+    o.softmax_axis = axis;
+    ModelBuilder b(11);
+    BuildBert(b, o);
+    EXPECT_EQ(Count(CheckOptimized(b, 3), "Attention"), axis == -2 ? 0 : 1);
   }
 }
 
@@ -241,6 +270,15 @@ TEST(AttentionRecognition, Gpt2CausalPattern) {
     const OpCounts c = CheckOptimized(b, 3);
     EXPECT_EQ(Count(c, "Attention"), 1);
     EXPECT_EQ(Count(c, "Where") + Count(c, "Softmax") + Count(c, "MatMul") + Count(c, "Transpose"), 0);
+    {  // Causal also when constant folding has first turned the static mask into a constant condition.
+      ModelBuilder b1;
+      BuildGpt2(b1, true, dynamic_end);
+      auto s = Session::FromModel(Import(b1), SessionOptions{});
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      const ir::Node* a = FindOp((*s)->model(), "Attention");
+      ASSERT_NE(a, nullptr);
+      EXPECT_EQ(passes::AttrInt(*a, "causal", 0), 1);
+    }
     // Straight after import the slices are still there: the pass reads through them.
     ModelBuilder b2;
     BuildGpt2(b2, true, dynamic_end);
