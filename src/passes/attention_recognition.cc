@@ -322,6 +322,10 @@ class AttentionRecognition final : public GraphPass {
     int last = -1;
     if (auto heads = MatchHeads(ed, mm1, mm2, rank, &att.inputs, &scale, &absorbed, &last)) {
       att.attributes.push_back(MakeAttr("num_heads", *heads));
+      if (att.inputs.size() == 1) {  // Q, K and V are the thirds of one tensor
+        att.inputs.resize(3);
+        att.attributes.push_back(MakeAttr("packed_qkv", int64_t{1}));
+      }
     } else {
       // Core only: scalar scales on Q and K still fold in; the operands are read as they are.
       att.inputs.clear();
@@ -383,6 +387,35 @@ class AttentionRecognition final : public GraphPass {
     return IsFloat(ed, q) && IsFloat(ed, k) && IsFloat(ed, v);
   }
 
+  // The Split node whose three equal outputs along the last axis are Q, K and V, each read only by
+  // its absorbed chain (GPT-2's fused QKV projection), or -1.
+  static int PackedSplit(const GraphEditor& ed, const Source& q, const Source& k, const Source& v) {
+    const int sp = ed.Producer(q.base);
+    if (sp < 0 || ed.Producer(k.base) != sp || ed.Producer(v.base) != sp) return -1;
+    const ir::Node& n = ed.node(sp);
+    if (!IsOp(n, "Split") || n.outputs.size() != 3 || n.outputs[0] != q.base || n.outputs[1] != k.base ||
+        n.outputs[2] != v.base || !IsFloat(ed, n.inputs[0]))
+      return -1;
+    for (const Source* s : {&q, &k, &v})
+      if (s->nodes.empty() || ed.SoleConsumer(s->base) != s->nodes.back()) return -1;
+    const auto* dx = DimsOf(ed, n.inputs[0]);
+    const int64_t axis = AttrInt(n, "axis", 0);
+    if (!dx || dx->size() != 3 || (axis != 2 && axis != -1) || !(*dx)[2].known() || (*dx)[2].value % 3 != 0)
+      return -1;
+    // Equal thirds: no sizes (or num_outputs = 3), or sizes w, w, w.
+    std::vector<int64_t> sizes;
+    if (ed.OpsetOf(n) < 13) {
+      if (const ir::Attribute* a = n.attr("split")) sizes = a->ints;
+    } else if (n.inputs.size() > 1 && !n.inputs[1].empty()) {
+      const Tensor* t = ed.Constant(n.inputs[1]);
+      if (!t || t->rank() != 1) return -1;
+      for (int64_t i = 0; i < t->numel(); ++i) sizes.push_back(t->GetAsInt64(i));
+    }
+    const int64_t w = (*dx)[2].value / 3;
+    if (!sizes.empty() && sizes != std::vector<int64_t>{w, w, w}) return -1;
+    return sp;
+  }
+
   // The heads layout around the two MatMuls; returns the head count and sets the inputs, the
   // absorbed nodes and the node the fused one replaces.
   static std::optional<int64_t> MatchHeads(const GraphEditor& ed, int mm1, int mm2, size_t rank,
@@ -430,6 +463,10 @@ class AttentionRecognition final : public GraphPass {
         (*dy)[2].value != width_v || !IsFloat(ed, y))
       return std::nullopt;
     *inputs = {q.base, k.base, v.base};
+    if (const int sp = PackedSplit(ed, q, k, v); sp >= 0) {
+      *inputs = {ed.node(sp).inputs[0]};
+      absorbed->push_back(sp);
+    }
     *scale *= q.scale * k.scale;
     for (const Source* s : {&q, &k, &v}) absorbed->insert(absorbed->end(), s->nodes.begin(), s->nodes.end());
     absorbed->insert(absorbed->end(), out_nodes.begin(), out_nodes.end());

@@ -20,6 +20,7 @@ enum class MaskKind { kNone, kAdditive, kKeep };
 struct Case {
   int64_t b = 1, h = 1, sq = 1, sk = 1, d = 64, dv = 64;
   bool heads_layout = true;  // num_heads = h; else [b, h, s, d] with K transposed
+  bool packed = false;       // heads layout with Q, K and V side by side in one input (sq == sk, d == dv)
   MaskKind mask = MaskKind::kNone;
   std::vector<int64_t> mask_dims;  // broadcast to [b, h, sq, sk]
   bool causal = false;
@@ -115,8 +116,17 @@ void RunCase(const Case& c, int threads) {
   auto* imp = mb.proto().add_opset_import();
   imp->set_domain("com.strata");
   imp->set_version(1);
-  mb.Input("q", TP::FLOAT, qd).Input("k", TP::FLOAT, kd).Input("v", TP::FLOAT, vd).Output("y", TP::FLOAT, yd);
-  std::vector<std::string> ins = {"q", "k", "v"};
+  std::vector<int64_t> xd = {c.b, c.sq, 3 * c.h * c.d};
+  std::vector<float> xt;  // [Q | K | V] per row
+  if (c.packed) {
+    mb.Input("qkv", TP::FLOAT, xd);
+    for (int64_t r = 0; r < c.b * c.sq; ++r)
+      for (auto* t : {&qt, &kt, &vt}) xt.insert(xt.end(), t->begin() + r * c.h * c.d, t->begin() + (r + 1) * c.h * c.d);
+  } else {
+    mb.Input("q", TP::FLOAT, qd).Input("k", TP::FLOAT, kd).Input("v", TP::FLOAT, vd);
+  }
+  mb.Output("y", TP::FLOAT, yd);
+  std::vector<std::string> ins = c.packed ? std::vector<std::string>{"qkv", "", ""} : std::vector<std::string>{"q", "k", "v"};
   if (c.mask == MaskKind::kAdditive) {
     mb.Initializer("m", addm, c.mask_dims);
     ins.push_back("m");
@@ -132,6 +142,7 @@ void RunCase(const Case& c, int threads) {
   n.set_domain("com.strata");
   SetFloat(n, "scale", c.scale);
   if (c.heads_layout) SetInt(n, "num_heads", c.h);
+  if (c.packed) SetInt(n, "packed_qkv", 1);
   if (c.causal) SetInt(n, "causal", 1);
   if (c.mask == MaskKind::kKeep) SetFloat(n, "mask_fill", c.fill);
 
@@ -141,8 +152,8 @@ void RunCase(const Case& c, int threads) {
   auto s = Session::FromModel(Import(mb), o);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   std::vector<Value> in, out;
-  for (auto* p : {&qt, &kt, &vt}) {
-    const auto& dims = p == &qt ? qd : p == &kt ? kd : vd;
+  for (auto* p : c.packed ? std::vector<std::vector<float>*>{&xt} : std::vector<std::vector<float>*>{&qt, &kt, &vt}) {
+    const auto& dims = p == &xt ? xd : p == &qt ? qd : p == &kt ? kd : vd;
     Tensor t(DType::kFloat, Shape(dims));
     std::copy(p->begin(), p->end(), t.data<float>());
     in.emplace_back(std::move(t));
@@ -202,6 +213,15 @@ TEST(AttentionKernel, HeadsLayoutShapes) {
       c.scale = 1.f / std::sqrt(static_cast<float>(d));
       RunAll(c);
     }
+}
+
+TEST(AttentionKernel, PackedQkv) {
+  for (int64_t seq : {1, 7, 129}) {
+    Case c;
+    c.b = 2, c.h = 3, c.sq = seq, c.sk = seq, c.d = 32, c.dv = 32, c.packed = true;
+    c.mask = MaskKind::kKeep, c.mask_dims = {1, 1, seq, seq}, c.causal = true;
+    RunAll(c);
+  }
 }
 
 TEST(AttentionKernel, CoreLayoutAndOddDims) {

@@ -212,9 +212,16 @@ TEST(AttentionRecognition, CoreForm) {
 }
 
 // The GPT-2 export: a bool buffer [1, 1, L, L] sliced to [seq, seq], Not, Where(-big, scores).
-void BuildGpt2(ModelBuilder& b, bool lower_triangular, bool dynamic_end) {
+// With `split`, Q, K and V are the thirds of one [1, s, 3*h*d] input (GPT-2's fused projection).
+void BuildGpt2(ModelBuilder& b, bool lower_triangular, bool dynamic_end, bool split = false) {
   constexpr int64_t kL = 16;
-  b.Input("q", TP::FLOAT, {1, kS, kW}).Input("k", TP::FLOAT, {1, kS, kW}).Input("v", TP::FLOAT, {1, kS, kW});
+  if (split) {
+    b.Input("qkv", TP::FLOAT, {1, kS, 3 * kW});
+    Int64Init(b, "thirds", {kW, kW, kW});
+    SetInt(b.Node("Split", {"qkv", "thirds"}, {"q", "k", "v"}), "axis", 2);
+  } else {
+    b.Input("q", TP::FLOAT, {1, kS, kW}).Input("k", TP::FLOAT, {1, kS, kW}).Input("v", TP::FLOAT, {1, kS, kW});
+  }
   b.Output("y", TP::FLOAT, {1, kS, kW});
   auto* buf = b.proto().mutable_graph()->add_initializer();
   buf->set_name("bias");
@@ -230,7 +237,7 @@ void BuildGpt2(ModelBuilder& b, bool lower_triangular, bool dynamic_end) {
   Int64Init(b, "one", {1});
   Int64Init(b, "idx1", {1}, true);
   if (dynamic_end) {  // end = q.shape[1], as the export computes it
-    b.Node("Shape", {"q"}, {"qshape"});
+    b.Node("Shape", {split ? "qkv" : "q"}, {"qshape"});
     b.Node("Gather", {"qshape", "idx1"}, {"seq"});
     b.Node("Unsqueeze", {"seq", "zero"}, {"end"});
   } else {
@@ -292,6 +299,23 @@ TEST(AttentionRecognition, Gpt2CausalPattern) {
     EXPECT_EQ(a->inputs.size(), 4u);
     EXPECT_EQ(a->inputs[3], "b2");
   }
+}
+
+TEST(AttentionRecognition, Gpt2SplitQkvIsReadInPlace) {
+  ModelBuilder b;
+  BuildGpt2(b, true, true, true);
+  const OpCounts c = CheckOptimized(b, 3);
+  EXPECT_EQ(Count(c, "Attention"), 1);
+  EXPECT_EQ(Count(c, "Split"), 0);
+  ModelBuilder b2;
+  BuildGpt2(b2, true, true, true);
+  ir::Model m = Import(b2);
+  ASSERT_TRUE(passes::InferShapes(m).ok());
+  EXPECT_TRUE(ApplyPass(m, "attention-recognition"));
+  const ir::Node* a = FindOp(m, "Attention");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(passes::AttrInt(*a, "packed_qkv", 0), 1);
+  EXPECT_EQ(a->inputs, (std::vector<std::string>{"qkv", "", "", "b2"}));
 }
 
 TEST(AttentionRecognition, NonTriangularBufferIsAGeneralMask) {

@@ -3,7 +3,8 @@
 //   Y = softmax(scale * Q K^T [+ mask | where(mask, ., mask_fill)] [causal]) V
 //
 // Two layouts. num_heads = h > 0: Q [b, sq, h*d], K [b, sk, h*d], V [b, sk, h*dv] and Y [b, sq, h*dv],
-// each head a column block (the layout of the projections, so the head transposes disappear).
+// each head a column block (the layout of the projections, so the head transposes disappear); with
+// packed_qkv = 1 one input [b, s, 3*h*d] holds Q, K and V side by side (K and V inputs left empty).
 // num_heads = 0: Q [..., sq, d], K already transposed [..., d, sk] (the MatMul operand), V [..., sk, dv],
 // Y [..., sq, dv], up to two equal leading dims. The scores are [b, h, sq, sk] (or [..., sq, sk]);
 // an optional float32 mask is added to them, a bool mask keeps a score where true and puts
@@ -365,29 +366,54 @@ void Run(const Problem& p) {
 class AttentionKernel final : public OpKernel {
  public:
   Status Init(const KernelInfo& info) {
-    if (info.num_inputs() < 3 || info.num_inputs() > 4) return info.Error("expects 3 or 4 inputs (Q, K, V, [mask])");
+    if (info.num_inputs() < 1 || info.num_inputs() > 4) return info.Error("expects 3 or 4 inputs (Q, K, V, [mask])");
     if (!info.has_attr("scale")) return info.Error("missing attribute 'scale'");
     scale_ = info.attr_float("scale", 1.f);
     heads_ = info.attr_int("num_heads", 0);
     causal_ = info.attr_int("causal", 0) != 0;
+    packed_ = info.attr_int("packed_qkv", 0) != 0;
     fill_ = info.attr_float("mask_fill", -std::numeric_limits<float>::infinity());
     if (heads_ < 0) return info.Error("num_heads must be >= 0, got " + std::to_string(heads_));
-    for (int i = 0; i < 3; ++i) RETURN_IF_ERROR(CheckInputDType(info, i, {DType::kFloat}));
+    if (packed_ && (heads_ == 0 || info.input_present(1) || info.input_present(2)))
+      return info.Error("packed_qkv needs num_heads and one QKV input (K and V left empty)");
+    if (!packed_ && (!info.input_present(1) || !info.input_present(2)))
+      return info.Error("expects inputs Q, K and V");
+    for (int i = 0; i < (packed_ ? 1 : 3); ++i) RETURN_IF_ERROR(CheckInputDType(info, i, {DType::kFloat}));
     if (info.input_present(3)) RETURN_IF_ERROR(CheckInputDType(info, 3, {DType::kFloat, DType::kBool}));
     return Status::Ok();
   }
 
   Status Compute(KernelContext& ctx) override {
-    const Tensor& Q = ctx.input_tensor(0);
-    const Tensor& K = ctx.input_tensor(1);
-    const Tensor& V = ctx.input_tensor(2);
-    for (const Tensor* t : {&Q, &K, &V})
-      if (t->dtype() != DType::kFloat) return InvalidArgument(ctx.Where() + "Q, K and V must be float32");
     Problem p;
     p.scale = scale_;
     p.fill = fill_;
     p.causal = causal_;
     Shape out, scores;  // scores: the shape the mask broadcasts to
+    if (packed_) {
+      const Tensor& X = ctx.input_tensor(0);
+      const int64_t h = heads_;
+      if (X.dtype() != DType::kFloat || X.rank() != 3 || X.dim(2) % (3 * h) != 0)
+        return InvalidArgument(ctx.Where() + "packed QKV must be float32 [batch, seq, 3*" + std::to_string(h) +
+                               "*dim], got " + ShapeToString(X.shape()));
+      const int64_t w = X.dim(2) / 3;
+      p.B = X.dim(0), p.H = h, p.sq = X.dim(1), p.sk = X.dim(1), p.d = w / h, p.dv = w / h;
+      p.q_s = p.k_s = p.v_s = X.dim(2), p.k_d = 1;
+      p.q_h = p.k_h = p.v_h = p.d;
+      p.q_b = p.k_b = p.v_b = p.sq * X.dim(2);
+      p.y_s = w, p.y_h = p.dv, p.y_b = p.sq * w;
+      out = {p.B, p.sq, w};
+      scores = {p.B, h, p.sq, p.sk};
+      if (ctx.has_input(3)) RETURN_IF_ERROR(BindMask(ctx, ctx.input_tensor(3), scores, p));
+      ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kFloat, out));
+      p.q = X.data<float>(), p.k = p.q + w, p.v = p.q + 2 * w, p.y = Y->data<float>();
+      Run(p);
+      return Status::Ok();
+    }
+    const Tensor& Q = ctx.input_tensor(0);
+    const Tensor& K = ctx.input_tensor(1);
+    const Tensor& V = ctx.input_tensor(2);
+    for (const Tensor* t : {&Q, &K, &V})
+      if (t->dtype() != DType::kFloat) return InvalidArgument(ctx.Where() + "Q, K and V must be float32");
     if (heads_ > 0) {
       if (Q.rank() != 3 || K.rank() != 3 || V.rank() != 3)
         return InvalidArgument(ctx.Where() + "with num_heads, Q, K and V must be rank 3 [batch, seq, heads*dim], got " +
@@ -464,6 +490,7 @@ class AttentionKernel final : public OpKernel {
   float scale_ = 1, fill_ = 0;
   int64_t heads_ = 0;
   bool causal_ = false;
+  bool packed_ = false;  // input 0 is [Q | K | V] along the last axis (a Split the pass removed)
 };
 
 const KernelRegistrar kAttention{{.op_type = "Attention", .domain = "com.strata", .since = 1, .until = 1,
