@@ -317,5 +317,38 @@ TEST(SteadyStateAllocations, FusedElementwiseChains) {
                            << " threads (STRATA_ALLOC_TRACE=1 shows where)";
   }
 }
+
+// The BERT attention pattern (fused into com.strata:Attention at -O3), large enough to run on two
+// threads: per-thread scratch must be reused, not reallocated, once it has grown.
+TEST(SteadyStateAllocations, MultiHeadAttention) {
+  ModelBuilder b;
+  b.Input("q", onnx::TensorProto::FLOAT, {1, 64, 128}).Input("k", onnx::TensorProto::FLOAT, {1, 64, 128});
+  b.Input("v", onnx::TensorProto::FLOAT, {1, 64, 128}).Input("mask", onnx::TensorProto::FLOAT, {1, 1, 1, 64});
+  b.Output("y", onnx::TensorProto::FLOAT, {1, 64, 128});
+  IntInit(b, "split", {1, 64, 4, 32}, {4});
+  IntInit(b, "merge", {1, 64, 128}, {3});
+  b.Initializer("c", {5.65685f}, {});
+  b.Node("Reshape", {"q", "split"}, {"q4"});
+  b.Node("Transpose", {"q4"}, {"qt"}).add_attribute()->CopyFrom(IntsAttr("perm", {0, 2, 1, 3}));
+  b.Node("Reshape", {"k", "split"}, {"k4"});
+  b.Node("Transpose", {"k4"}, {"kt"}).add_attribute()->CopyFrom(IntsAttr("perm", {0, 2, 3, 1}));
+  b.Node("Reshape", {"v", "split"}, {"v4"});
+  b.Node("Transpose", {"v4"}, {"vt"}).add_attribute()->CopyFrom(IntsAttr("perm", {0, 2, 1, 3}));
+  b.Node("MatMul", {"qt", "kt"}, {"s"});
+  b.Node("Div", {"s", "c"}, {"sd"});
+  b.Node("Add", {"sd", "mask"}, {"sm"});
+  b.Node("Softmax", {"sm"}, {"p"}).add_attribute()->CopyFrom(IntAttr("axis", -1));
+  b.Node("MatMul", {"p", "vt"}, {"o"});
+  b.Node("Transpose", {"o"}, {"ot"}).add_attribute()->CopyFrom(IntsAttr("perm", {0, 2, 1, 3}));
+  b.Node("Reshape", {"ot", "merge"}, {"y"});
+  const std::vector<Value> in = {Value(RandomTensor({1, 64, 128}, 1)), Value(RandomTensor({1, 64, 128}, 2)),
+                                 Value(RandomTensor({1, 64, 128}, 3)), Value(RandomTensor({1, 1, 1, 64}, 4))};
+  for (int threads : {1, 2}) {
+    const SteadyState n = AllocationsPerSteadyRun(b.Bytes(), in, threads);
+    EXPECT_EQ(n.strata, 0) << "heap allocations per steady-state run at " << threads
+                           << " threads (STRATA_ALLOC_TRACE=1 shows where)";
+    EXPECT_EQ(n.onednn_execute, 0) << "the fused kernel does not call oneDNN";
+  }
+}
 }  // namespace
 }  // namespace strata

@@ -1,0 +1,500 @@
+// com.strata:Attention: scaled dot-product attention in one kernel, written by the attention-recognition
+// pass (src/passes/attention_recognition.cc; semantics in docs/passes.md):
+//   Y = softmax(scale * Q K^T [+ mask | where(mask, ., mask_fill)] [causal]) V
+//
+// Two layouts. num_heads = h > 0: Q [b, sq, h*d], K [b, sk, h*d], V [b, sk, h*dv] and Y [b, sq, h*dv],
+// each head a column block (the layout of the projections, so the head transposes disappear); with
+// packed_qkv = 1 one input [b, s, 3*h*d] holds Q, K and V side by side (K and V inputs left empty).
+// num_heads = 0: Q [..., sq, d], K already transposed [..., d, sk] (the MatMul operand), V [..., sk, dv],
+// Y [..., sq, dv], up to two equal leading dims. The scores are [b, h, sq, sk] (or [..., sq, sk]);
+// an optional float32 mask is added to them, a bool mask keeps a score where true and puts
+// `mask_fill` elsewhere (both broadcast to the scores without enlarging them). `causal` = 1 hides key
+// j from query i when j > i (score `mask_fill`); the pass sets it only with a bool mask it proved
+// lower-triangular, and the mask is then read only when its shape is not exactly [.., sq, sk].
+//
+// Per (batch, head, range of query rows): K is transposed once into per-thread scratch [d][sk],
+// then blocks of 4 query rows get their scores (a 4 x 64 register tile of FMAs over d), the mask,
+// a softmax per row (vec_math), and P V (a 4 x 64 tile over the keys). With `causal`, a block only
+// computes keys up to its last row; the keys it skips would have weight exp(fill - max) = 0, which
+// is checked per row (otherwise the block is redone over all keys). Rows whose scores are all -inf
+// (or contain NaN) give NaN, as the unfused Softmax -> MatMul does.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/vec_math.h"
+
+namespace strata::cpu {
+namespace {
+
+constexpr int64_t kRows = 4;  // query rows per block
+constexpr int64_t kLanes = 16;
+
+struct Problem {
+  int64_t B = 1, H = 1, sq = 0, sk = 0, d = 0, dv = 0;
+  const float* q = nullptr;
+  const float* k = nullptr;
+  const float* v = nullptr;
+  float* y = nullptr;
+  // Element strides: Q(b, h, i, c) = q[b*q_b + h*q_h + i*q_s + c]; K(b, h, j, c) = k[... + j*k_s + c*k_d].
+  int64_t q_b = 0, q_h = 0, q_s = 0;
+  int64_t k_b = 0, k_h = 0, k_s = 0, k_d = 0;
+  int64_t v_b = 0, v_h = 0, v_s = 0;
+  int64_t y_b = 0, y_h = 0, y_s = 0;
+  float scale = 1;
+  float fill = -std::numeric_limits<float>::infinity();
+  // Mask strides over [batch, head, query, key] (0 along broadcast dims).
+  const float* add_mask = nullptr;
+  const bool* keep_mask = nullptr;
+  int64_t m_b = 0, m_h = 0, m_q = 0, m_k = 0;
+  bool causal = false;
+};
+
+// Grows, never shrinks: after the first run with the largest shapes no run allocates.
+float* ThreadScratch(size_t n) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+// ---- score and P.V tiles: scalar fallback ----
+namespace scalar {
+
+// s[r][j] = scale * sum_c q[r][c] kt[c][j] for r < rows, j < n.
+void Scores(const float* q, int64_t q_s, const float* kt, int64_t ldk, int64_t d, float scale, float* s, int64_t lds,
+            int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* sr = s + r * lds;
+    for (int64_t j = 0; j < n; ++j) sr[j] = 0;
+    for (int64_t c = 0; c < d; ++c) {
+      const float qv = q[r * q_s + c];
+      const float* kr = kt + c * ldk;
+      for (int64_t j = 0; j < n; ++j) sr[j] += qv * kr[j];
+    }
+    for (int64_t j = 0; j < n; ++j) sr[j] *= scale;
+  }
+}
+
+// y[r][:dv] = sum_{j < n} p[r][j] v[j][:dv].
+void PV(const float* p, int64_t ldp, int64_t n, const float* v, int64_t v_s, int64_t dv, float* y, int64_t y_s,
+        int64_t rows) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* yr = y + r * y_s;
+    for (int64_t c = 0; c < dv; ++c) yr[c] = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      const float pv = p[r * ldp + j];
+      const float* vr = v + j * v_s;
+      for (int64_t c = 0; c < dv; ++c) yr[c] += pv * vr[c];
+    }
+  }
+}
+
+// kt[c][j] = K(j, c) for j < sk, zero for j in [sk, ldk): K^T with the key axis contiguous.
+void PackKt(const float* k, int64_t k_s, int64_t k_d, int64_t sk, int64_t d, float* kt, int64_t ldk) {
+  for (int64_t c = 0; c < d; ++c) {
+    float* row = kt + c * ldk;
+    for (int64_t j = sk; j < ldk; ++j) row[j] = 0;
+  }
+  for (int64_t j = 0; j < sk; ++j)
+    for (int64_t c = 0; c < d; ++c) kt[c * ldk + j] = k[j * k_s + c * k_d];
+}
+
+}  // namespace scalar
+
+// ---- AVX-512 tiles ----
+// Compiled with a target attribute region (as in vec_math.cc) and only called after the CPU check;
+// nothing from the standard library is instantiated inside.
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+namespace avx512 {
+
+// R rows x C vectors of 16 keys starting at column j0. kt has zero padding up to a multiple of 16.
+template <int R, int C>
+void ScoreTile(const float* q, int64_t q_s, const float* kt, int64_t ldk, int64_t d, float scale, float* s,
+               int64_t lds) {
+  __m512 acc[R][C];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < d; ++k) {
+    const float* kr = kt + k * ldk;
+    __m512 kv[C];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) kv[c] = _mm512_loadu_ps(kr + c * kLanes);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m512 qb = _mm512_set1_ps(q[r * q_s + k]);
+#pragma GCC unroll 4
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(qb, kv[c], acc[r][c]);
+    }
+  }
+  const __m512 sc = _mm512_set1_ps(scale);
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(s + r * lds + c * kLanes, _mm512_mul_ps(acc[r][c], sc));
+}
+
+using ScoreFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float, float*, int64_t);
+
+template <int R>
+void ScoresRows(const float* q, int64_t q_s, const float* kt, int64_t ldk, int64_t d, float scale, float* s,
+                int64_t lds, int64_t n) {
+  constexpr ScoreFn kTiles[4] = {ScoreTile<R, 1>, ScoreTile<R, 2>, ScoreTile<R, 3>, ScoreTile<R, 4>};
+  const int64_t vecs = (n + kLanes - 1) / kLanes;
+  for (int64_t v = 0; v < vecs; v += 4) {
+    const int64_t c = vecs - v < 4 ? vecs - v : 4;
+    kTiles[c - 1](q, q_s, kt + v * kLanes, ldk, d, scale, s + v * kLanes, lds);
+  }
+}
+
+void Scores(const float* q, int64_t q_s, const float* kt, int64_t ldk, int64_t d, float scale, float* s, int64_t lds,
+            int64_t rows, int64_t n) {
+  switch (rows) {
+    case 1: ScoresRows<1>(q, q_s, kt, ldk, d, scale, s, lds, n); break;
+    case 2: ScoresRows<2>(q, q_s, kt, ldk, d, scale, s, lds, n); break;
+    case 3: ScoresRows<3>(q, q_s, kt, ldk, d, scale, s, lds, n); break;
+    default: ScoresRows<4>(q, q_s, kt, ldk, d, scale, s, lds, n); break;
+  }
+}
+
+// R rows x NV vectors of output columns; the last vector is masked by `tail`.
+template <int R, int NV>
+void PVTile(const float* p, int64_t ldp, int64_t n, const float* v, int64_t v_s, float* y, int64_t y_s,
+            __mmask16 tail) {
+  __m512 acc[R][NV];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int c = 0; c < NV; ++c) acc[r][c] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < n; ++j) {
+    const float* vr = v + j * v_s;
+    __m512 vv[NV];
+#pragma GCC unroll 4
+    for (int c = 0; c < NV - 1; ++c) vv[c] = _mm512_loadu_ps(vr + c * kLanes);
+    vv[NV - 1] = _mm512_maskz_loadu_ps(tail, vr + (NV - 1) * kLanes);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m512 pb = _mm512_set1_ps(p[r * ldp + j]);
+#pragma GCC unroll 4
+      for (int c = 0; c < NV; ++c) acc[r][c] = _mm512_fmadd_ps(pb, vv[c], acc[r][c]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int c = 0; c < NV - 1; ++c) _mm512_storeu_ps(y + r * y_s + c * kLanes, acc[r][c]);
+    _mm512_mask_storeu_ps(y + r * y_s + (NV - 1) * kLanes, tail, acc[r][NV - 1]);
+  }
+}
+
+using PVFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, __mmask16);
+
+template <int R>
+void PVRows(const float* p, int64_t ldp, int64_t n, const float* v, int64_t v_s, int64_t dv, float* y, int64_t y_s) {
+  constexpr PVFn kTiles[4] = {PVTile<R, 1>, PVTile<R, 2>, PVTile<R, 3>, PVTile<R, 4>};
+  for (int64_t c0 = 0; c0 < dv; c0 += 4 * kLanes) {
+    const int64_t w = dv - c0 < 4 * kLanes ? dv - c0 : 4 * kLanes;
+    const int64_t nv = (w + kLanes - 1) / kLanes;
+    const int64_t last = w - (nv - 1) * kLanes;
+    const __mmask16 tail = static_cast<__mmask16>(last == kLanes ? 0xFFFFu : (1u << last) - 1u);
+    kTiles[nv - 1](p, ldp, n, v + c0, v_s, y + c0, y_s, tail);
+  }
+}
+
+void PV(const float* p, int64_t ldp, int64_t n, const float* v, int64_t v_s, int64_t dv, float* y, int64_t y_s,
+        int64_t rows) {
+  switch (rows) {
+    case 1: PVRows<1>(p, ldp, n, v, v_s, dv, y, y_s); break;
+    case 2: PVRows<2>(p, ldp, n, v, v_s, dv, y, y_s); break;
+    case 3: PVRows<3>(p, ldp, n, v, v_s, dv, y, y_s); break;
+    default: PVRows<4>(p, ldp, n, v, v_s, dv, y, y_s); break;
+  }
+}
+
+// In-register transpose: r[i][c] -> r[c][i]. Unpacks pair rows within 128-bit lanes, shuffle_ps
+// gathers 4 rows of one column per lane, and two lane shuffles put lane L of the four row groups together.
+inline void Transpose16(__m512 r[16]) {
+  __m512 a[16], b[16];
+  for (int k = 0; k < 8; ++k) {
+    a[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    a[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  for (int k = 0; k < 4; ++k) {  // b[4k + m], lane L: rows 4k..4k+3 of column 4L + m
+    b[4 * k] = _mm512_shuffle_ps(a[4 * k], a[4 * k + 2], 0x44);
+    b[4 * k + 1] = _mm512_shuffle_ps(a[4 * k], a[4 * k + 2], 0xEE);
+    b[4 * k + 2] = _mm512_shuffle_ps(a[4 * k + 1], a[4 * k + 3], 0x44);
+    b[4 * k + 3] = _mm512_shuffle_ps(a[4 * k + 1], a[4 * k + 3], 0xEE);
+  }
+  for (int m = 0; m < 4; ++m) {
+    const __m512 c0 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0x44);
+    const __m512 c1 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0xEE);
+    const __m512 c2 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0x44);
+    const __m512 c3 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0xEE);
+    r[m] = _mm512_shuffle_f32x4(c0, c2, 0x88);
+    r[4 + m] = _mm512_shuffle_f32x4(c0, c2, 0xDD);
+    r[8 + m] = _mm512_shuffle_f32x4(c1, c3, 0x88);
+    r[12 + m] = _mm512_shuffle_f32x4(c1, c3, 0xDD);
+  }
+}
+
+// As scalar::PackKt for rows of K contiguous along c (k_d == 1), 16 x 16 blocks at a time.
+void PackKt(const float* k, int64_t k_s, int64_t sk, int64_t d, float* kt, int64_t ldk) {
+  for (int64_t j0 = 0; j0 < ldk; j0 += kLanes) {
+    const int64_t rows = sk - j0 < kLanes ? sk - j0 : kLanes;
+    for (int64_t c0 = 0; c0 < d; c0 += kLanes) {
+      const int64_t cols = d - c0 < kLanes ? d - c0 : kLanes;
+      const __mmask16 m = static_cast<__mmask16>(cols == kLanes ? 0xFFFFu : (1u << cols) - 1u);
+      __m512 r[16];
+      for (int64_t i = 0; i < kLanes; ++i)
+        r[i] = i < rows ? _mm512_maskz_loadu_ps(m, k + (j0 + i) * k_s + c0) : _mm512_setzero_ps();
+      Transpose16(r);
+      for (int64_t c = 0; c < cols; ++c) _mm512_storeu_ps(kt + (c0 + c) * ldk + j0, r[c]);
+    }
+  }
+}
+
+}  // namespace avx512
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+struct Tiles {
+  void (*scores)(const float*, int64_t, const float*, int64_t, int64_t, float, float*, int64_t, int64_t, int64_t);
+  void (*pv)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, float*, int64_t, int64_t);
+};
+
+// The keys a causal block skips (all j >= n) have score `fill`; their softmax weight exp(fill - max)
+// is exactly 0 in vec_math's exp when fill - max < -104 (or fill is -inf).
+bool SkippedKeysVanish(float fill, float row_max) {
+  return fill == -std::numeric_limits<float>::infinity() || fill - row_max < -104.0f;
+}
+
+// Query rows [i0, i1) of head (b, h).
+void RunRows(const Problem& p, const Tiles& t, const vec::Kernels& vk, int64_t b, int64_t h, int64_t i0, int64_t i1) {
+  const int64_t ldk = (p.sk + kLanes - 1) / kLanes * kLanes;
+  float* kt = ThreadScratch(static_cast<size_t>((p.d + kRows) * ldk));
+  float* s = kt + p.d * ldk;
+  // K^T [d][ldk], zero padding on the right so that full-vector tiles read defined values.
+  const float* kb = p.k + b * p.k_b + h * p.k_h;
+  if (p.k_s == 1) {
+    for (int64_t c = 0; c < p.d; ++c) {
+      float* row = kt + c * ldk;
+      std::memcpy(row, kb + c * p.k_d, static_cast<size_t>(p.sk) * sizeof(float));
+      for (int64_t j = p.sk; j < ldk; ++j) row[j] = 0;
+    }
+  } else if (p.k_d == 1 && vk.isa == vec::Isa::kAvx512) {
+    avx512::PackKt(kb, p.k_s, p.sk, p.d, kt, ldk);
+  } else {
+    scalar::PackKt(kb, p.k_s, p.k_d, p.sk, p.d, kt, ldk);
+  }
+  const float* qb = p.q + b * p.q_b + h * p.q_h;
+  const float* vb = p.v + b * p.v_b + h * p.v_h;
+  float* yb = p.y + b * p.y_b + h * p.y_h;
+  const int64_t mb = b * p.m_b + h * p.m_h;
+  for (int64_t i = i0; i < i1; i += kRows) {
+    const int64_t rows = i1 - i < kRows ? i1 - i : kRows;
+    if (p.sk == 0) {  // softmax over no keys, times an empty V: zeros
+      for (int64_t r = 0; r < rows; ++r)
+        std::memset(yb + (i + r) * p.y_s, 0, static_cast<size_t>(p.dv) * sizeof(float));
+      continue;
+    }
+    int64_t n = p.causal ? (i + rows < p.sk ? i + rows : p.sk) : p.sk;
+    for (;;) {
+      t.scores(qb + i * p.q_s, p.q_s, kt, ldk, p.d, p.scale, s, ldk, rows, n);
+      bool redo = false;
+      for (int64_t r = 0; r < rows; ++r) {
+        float* sr = s + r * ldk;
+        const int64_t qi = i + r;
+        if (p.add_mask) {
+          const float* m = p.add_mask + mb + qi * p.m_q;
+          if (p.m_k == 1) {
+            for (int64_t j = 0; j < n; ++j) sr[j] += m[j];
+          } else {
+            for (int64_t j = 0; j < n; ++j) sr[j] += m[j * p.m_k];
+          }
+        } else if (p.keep_mask && !p.causal) {
+          const bool* m = p.keep_mask + mb + qi * p.m_q;
+          for (int64_t j = 0; j < n; ++j) sr[j] = m[j * p.m_k] ? sr[j] : p.fill;
+        }
+        if (p.causal) {
+          for (int64_t j = qi + 1; j < n; ++j) sr[j] = p.fill;
+          if (n < p.sk && !SkippedKeysVanish(p.fill, vk.row_max(sr, n))) redo = true;
+        }
+      }
+      if (!redo) break;
+      n = p.sk;
+    }
+    for (int64_t r = 0; r < rows; ++r) vk.softmax_row(s + r * ldk, s + r * ldk, n);
+    t.pv(s, ldk, n, vb, p.v_s, p.dv, yb + i * p.y_s, p.y_s, rows);
+  }
+}
+
+void Run(const Problem& p) {
+  const vec::Kernels& vk = vec::Active();
+  const Tiles t = vk.isa == vec::Isa::kAvx512 ? Tiles{avx512::Scores, avx512::PV} : Tiles{scalar::Scores, scalar::PV};
+  const int64_t heads = p.B * p.H;
+  if (heads == 0 || p.sq == 0 || p.dv == 0) return;
+  // Split query rows too when there are fewer heads than threads can share.
+  const int64_t threads = omp_get_max_threads();
+  int64_t split = (2 * threads + heads - 1) / heads;
+  const int64_t max_split = (p.sq + 4 * kRows - 1) / (4 * kRows);
+  split = split < max_split ? split : max_split;
+  split = split < 1 ? 1 : split;
+  const int64_t tasks = heads * split;
+  const double flops = 2.0 * static_cast<double>(heads) * static_cast<double>(p.sq) * static_cast<double>(p.sk) *
+                       static_cast<double>(p.d + p.dv);
+  ParallelFor(
+      tasks,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; ++task) {
+          const int64_t head = task / split, part = task % split;
+          const int64_t i0 = p.sq * part / split, i1 = p.sq * (part + 1) / split;
+          RunRows(p, t, vk, head / p.H, head % p.H, i0, i1);
+        }
+      },
+      flops >= 1e6 ? 1 : tasks + 1);
+}
+
+class AttentionKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    if (info.num_inputs() < 1 || info.num_inputs() > 4) return info.Error("expects 3 or 4 inputs (Q, K, V, [mask])");
+    if (!info.has_attr("scale")) return info.Error("missing attribute 'scale'");
+    scale_ = info.attr_float("scale", 1.f);
+    heads_ = info.attr_int("num_heads", 0);
+    causal_ = info.attr_int("causal", 0) != 0;
+    packed_ = info.attr_int("packed_qkv", 0) != 0;
+    fill_ = info.attr_float("mask_fill", -std::numeric_limits<float>::infinity());
+    if (heads_ < 0) return info.Error("num_heads must be >= 0, got " + std::to_string(heads_));
+    if (packed_ && (heads_ == 0 || info.input_present(1) || info.input_present(2)))
+      return info.Error("packed_qkv needs num_heads and one QKV input (K and V left empty)");
+    if (!packed_ && (!info.input_present(1) || !info.input_present(2)))
+      return info.Error("expects inputs Q, K and V");
+    for (int i = 0; i < (packed_ ? 1 : 3); ++i) RETURN_IF_ERROR(CheckInputDType(info, i, {DType::kFloat}));
+    if (info.input_present(3)) RETURN_IF_ERROR(CheckInputDType(info, 3, {DType::kFloat, DType::kBool}));
+    return Status::Ok();
+  }
+
+  Status Compute(KernelContext& ctx) override {
+    Problem p;
+    p.scale = scale_;
+    p.fill = fill_;
+    p.causal = causal_;
+    Shape out, scores;  // scores: the shape the mask broadcasts to
+    if (packed_) {
+      const Tensor& X = ctx.input_tensor(0);
+      const int64_t h = heads_;
+      if (X.dtype() != DType::kFloat || X.rank() != 3 || X.dim(2) % (3 * h) != 0)
+        return InvalidArgument(ctx.Where() + "packed QKV must be float32 [batch, seq, 3*" + std::to_string(h) +
+                               "*dim], got " + ShapeToString(X.shape()));
+      const int64_t w = X.dim(2) / 3;
+      p.B = X.dim(0), p.H = h, p.sq = X.dim(1), p.sk = X.dim(1), p.d = w / h, p.dv = w / h;
+      p.q_s = p.k_s = p.v_s = X.dim(2), p.k_d = 1;
+      p.q_h = p.k_h = p.v_h = p.d;
+      p.q_b = p.k_b = p.v_b = p.sq * X.dim(2);
+      p.y_s = w, p.y_h = p.dv, p.y_b = p.sq * w;
+      out = {p.B, p.sq, w};
+      scores = {p.B, h, p.sq, p.sk};
+      if (ctx.has_input(3)) RETURN_IF_ERROR(BindMask(ctx, ctx.input_tensor(3), scores, p));
+      ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kFloat, out));
+      p.q = X.data<float>(), p.k = p.q + w, p.v = p.q + 2 * w, p.y = Y->data<float>();
+      Run(p);
+      return Status::Ok();
+    }
+    const Tensor& Q = ctx.input_tensor(0);
+    const Tensor& K = ctx.input_tensor(1);
+    const Tensor& V = ctx.input_tensor(2);
+    for (const Tensor* t : {&Q, &K, &V})
+      if (t->dtype() != DType::kFloat) return InvalidArgument(ctx.Where() + "Q, K and V must be float32");
+    if (heads_ > 0) {
+      if (Q.rank() != 3 || K.rank() != 3 || V.rank() != 3)
+        return InvalidArgument(ctx.Where() + "with num_heads, Q, K and V must be rank 3 [batch, seq, heads*dim], got " +
+                               ShapeToString(Q.shape()) + ", " + ShapeToString(K.shape()) + ", " +
+                               ShapeToString(V.shape()));
+      const int64_t h = heads_;
+      if (Q.dim(0) != K.dim(0) || Q.dim(0) != V.dim(0) || K.dim(1) != V.dim(1) || Q.dim(2) != K.dim(2) ||
+          Q.dim(2) % h != 0 || V.dim(2) % h != 0)
+        return InvalidArgument(ctx.Where() + "Q " + ShapeToString(Q.shape()) + ", K " + ShapeToString(K.shape()) +
+                               ", V " + ShapeToString(V.shape()) + " do not fit " + std::to_string(h) + " heads");
+      p.B = Q.dim(0), p.H = h, p.sq = Q.dim(1), p.sk = K.dim(1), p.d = Q.dim(2) / h, p.dv = V.dim(2) / h;
+      p.q_s = Q.dim(2), p.q_h = p.d, p.q_b = p.sq * p.q_s;
+      p.k_s = K.dim(2), p.k_d = 1, p.k_h = p.d, p.k_b = p.sk * p.k_s;
+      p.v_s = V.dim(2), p.v_h = p.dv, p.v_b = p.sk * p.v_s;
+      p.y_s = h * p.dv, p.y_h = p.dv, p.y_b = p.sq * p.y_s;
+      out = {p.B, p.sq, h * p.dv};
+      scores = {p.B, h, p.sq, p.sk};
+    } else {
+      const int r = Q.rank();
+      bool ok = r >= 2 && r <= 4 && K.rank() == r && V.rank() == r;
+      for (int i = 0; ok && i < r - 2; ++i) ok = Q.dim(i) == K.dim(i) && Q.dim(i) == V.dim(i);
+      if (ok) ok = Q.dim(r - 1) == K.dim(r - 2) && K.dim(r - 1) == V.dim(r - 2);
+      if (!ok)
+        return InvalidArgument(ctx.Where() + "expects Q [..., sq, d], K^T [..., d, sk], V [..., sk, dv] of rank 2..4 "
+                               "with equal leading dims, got " + ShapeToString(Q.shape()) + ", " +
+                               ShapeToString(K.shape()) + ", " + ShapeToString(V.shape()));
+      p.B = r == 4 ? Q.dim(0) : 1;
+      p.H = r >= 3 ? Q.dim(r - 3) : 1;
+      p.sq = Q.dim(r - 2), p.d = Q.dim(r - 1), p.sk = K.dim(r - 1), p.dv = V.dim(r - 1);
+      p.q_s = p.d, p.q_h = p.sq * p.d, p.q_b = p.H * p.q_h;
+      p.k_s = 1, p.k_d = p.sk, p.k_h = p.d * p.sk, p.k_b = p.H * p.k_h;
+      p.v_s = p.dv, p.v_h = p.sk * p.dv, p.v_b = p.H * p.v_h;
+      p.y_s = p.dv, p.y_h = p.sq * p.dv, p.y_b = p.H * p.y_h;
+      out = Q.shape();
+      out.back() = p.dv;
+      scores = Q.shape();
+      scores.back() = p.sk;
+    }
+    if (ctx.has_input(3)) RETURN_IF_ERROR(BindMask(ctx, ctx.input_tensor(3), scores, p));
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kFloat, out));
+    p.q = Q.data<float>(), p.k = K.data<float>(), p.v = V.data<float>(), p.y = Y->data<float>();
+    Run(p);
+    return Status::Ok();
+  }
+
+ private:
+  // Checks that the mask broadcasts to `scores` without enlarging it and sets its strides.
+  Status BindMask(const KernelContext& ctx, const Tensor& m, const Shape& scores, Problem& p) const {
+    const int rs = static_cast<int>(scores.size());
+    bool ok = (m.dtype() == DType::kFloat || m.dtype() == DType::kBool) && m.rank() <= rs;
+    for (int i = 0; ok && i < m.rank(); ++i) {
+      const int64_t md = m.dim(m.rank() - 1 - i), sd = scores[static_cast<size_t>(rs - 1 - i)];
+      ok = md == sd || md == 1;
+    }
+    if (!ok)
+      return InvalidArgument(ctx.Where() + "mask must be float32 or bool and broadcast to the scores " +
+                             ShapeToString(scores) + ", got " + std::string(DTypeName(m.dtype())) + " " +
+                             ShapeToString(m.shape()));
+    Shape s4 = scores, m4 = m.shape();
+    while (s4.size() < 4) s4.insert(s4.begin(), 1);
+    while (m4.size() < 4) m4.insert(m4.begin(), 1);
+    const Strides st = BroadcastStrides(m4, s4);
+    p.m_b = st[0], p.m_h = st[1], p.m_q = st[2], p.m_k = st[3];
+    if (m.dtype() == DType::kFloat) {
+      p.add_mask = m.data<float>();
+    } else {
+      p.keep_mask = m.data<bool>();
+      // The causal fast path needs the mask to be the full [sq, sk] corner of the proven buffer.
+      p.causal = causal_ && m4[2] == p.sq && m4[3] == p.sk;
+    }
+    return Status::Ok();
+  }
+
+  float scale_ = 1, fill_ = 0;
+  int64_t heads_ = 0;
+  bool causal_ = false;
+  bool packed_ = false;  // input 0 is [Q | K | V] along the last axis (a Split the pass removed)
+};
+
+const KernelRegistrar kAttention{{.op_type = "Attention", .domain = "com.strata", .since = 1, .until = 1,
+                                  .dtypes = {DType::kFloat}, .factory = MakeKernel<AttentionKernel>}};
+
+}  // namespace
+}  // namespace strata::cpu
