@@ -194,7 +194,7 @@ int Bench(const BenchArgs& a) {
                 pct(0.9), pct(0.99), times.front());
     std::printf("threads:   %d\npeak RSS:  %.1f MiB\n", (*session)->num_threads(), rss);
     if (gflop > 0)
-      std::printf("work:      %.3f GFLOP in Conv/MatMul/Gemm, %.1f GFLOP/s at p50\n", gflop, gflop / (pct(0.5) * 1e-3));
+      std::printf("work:      %.3f GFLOP in Conv/MatMul/Gemm/Attention, %.1f GFLOP/s at p50\n", gflop, gflop / (pct(0.5) * 1e-3));
     std::printf("memory:    arena %.2f MiB for %.2f MiB of intermediates (%d buffers; %d on the heap)\n",
                 static_cast<double>(plan.arena_bytes) * mib, static_cast<double>(plan.planned_bytes) * mib,
                 plan.planned_buffers, plan.heap_buffers);

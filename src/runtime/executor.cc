@@ -368,6 +368,23 @@ double ContractionFlops(const ir::Node& node, const std::vector<Value>& frame, c
   // MatMul/Gemm weights may be absent (packed by the kernel and released): their work follows from A and Y.
   if (!a || !y || a->empty()) return 0;
   const std::string_view op = node.op_type;
+  if (op == "Attention") {  // com.strata: Q K^T and P V over every (batch, head) pair, all keys counted
+    const auto* heads = node.attr("num_heads");
+    const auto* packed = node.attr("packed_qkv");
+    const double out = static_cast<double>(NumElements(*y));  // b * h * sq * dv
+    if (heads && heads->i > 0) {
+      const double h = static_cast<double>(heads->i);
+      if (packed && packed->i) return 2 * out * static_cast<double>(a->size() > 1 ? (*a)[1] : 0) * 2;  // d = dv, sk = sq
+      if (!w || w->size() < 2) return 0;
+      const double sk = static_cast<double>((*w)[1]), d = static_cast<double>(w->back()) / h;
+      const double dv = static_cast<double>(y->back()) / h;
+      return 2 * out * sk + 2 * out / dv * sk * d;
+    }
+    if (!w || w->size() < 2) return 0;  // K is [..., d, sk]
+    const double sk = static_cast<double>(w->back()), d = static_cast<double>((*w)[w->size() - 2]);
+    const double dv = static_cast<double>(y->back());
+    return 2 * out * sk + 2 * out / dv * sk * d;
+  }
   const double out = static_cast<double>(NumElements(*y));
   if (op == "MatMul" || op == "FusedMatMul") return 2 * out * static_cast<double>(a->back());
   if (op == "Gemm" || op == "FusedGemm") {

@@ -159,6 +159,34 @@ TEST(PlannedRun, RecordsContractionWorkFromActualShapes) {
   }
 }
 
+TEST(PlannedRun, RecordsFusedAttentionWork) {
+  // At -O3 MatMul -> Div -> Softmax -> MatMul becomes one com.strata:Attention; its work is still
+  // both products: 2 * (b*h*sq*sk*d + b*h*sq*sk*dv).
+  ModelBuilder b;
+  b.Input("q", onnx::TensorProto::FLOAT, {1, 2, 5, 8}).Input("kt", onnx::TensorProto::FLOAT, {1, 2, 8, 7});
+  b.Input("v", onnx::TensorProto::FLOAT, {1, 2, 7, 4}).Output("y", onnx::TensorProto::FLOAT, {1, 2, 5, 4});
+  b.Initializer("c", {2.f}, {});
+  b.Node("MatMul", {"q", "kt"}, {"s"});
+  b.Node("Div", {"s", "c"}, {"sd"});
+  auto& sm = b.Node("Softmax", {"sd"}, {"p"});
+  auto* axis = sm.add_attribute();
+  axis->set_name("axis");
+  axis->set_type(onnx::AttributeProto::INT);
+  axis->set_i(-1);
+  b.Node("MatMul", {"p", "v"}, {"y"});
+  const std::string bytes = b.Bytes();
+  auto model = onnx_io::LoadModelFromBytes(bytes.data(), bytes.size());
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  auto s = Session::FromModel(std::move(model).value());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  int attention = 0;
+  for (const auto& n : (*s)->model().graph->nodes) attention += n.op_type == "Attention";
+  ASSERT_EQ(attention, 1);
+  std::vector<Value> out;
+  ASSERT_TRUE((*s)->Run(std::vector<Value>{Random({1, 2, 5, 8}, 1), Random({1, 2, 8, 7}, 2), Random({1, 2, 7, 4}, 3)}, out).ok());
+  EXPECT_EQ((*s)->last_plan_stats().matmul_flops, 2.0 * (2 * 5 * 7 * 8 + 2 * 5 * 7 * 4));
+}
+
 TEST(PlannedRun, NewInputShapesGetTheirOwnPlan) {
   auto planned = Load(BranchyModel(), true);
   auto heap = Load(BranchyModel(), false);
