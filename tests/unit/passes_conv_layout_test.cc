@@ -49,9 +49,10 @@ TEST(ConvLayout, ChainsRunChannelsLastAndMatchTheUnoptimisedRun) {
       EXPECT_EQ(LayoutAttr(m, "r0", "y_layout"), "NHWC");
       EXPECT_EQ(LayoutAttr(m, "r1", "x_layout"), "NHWC");
       EXPECT_EQ(LayoutAttr(m, "r1", "y_layout"), "NHWC");
-      // The last conv adds the stem's NHWC output and feeds GlobalAveragePool, which wants NCHW.
+      // The last conv adds the stem's NHWC output and feeds GlobalAveragePool, which reads NHWC too.
       EXPECT_EQ(LayoutAttr(m, "r2", "residual_layout"), "NHWC");
-      EXPECT_EQ(LayoutAttr(m, "r2", "y_layout"), "NCHW");
+      EXPECT_EQ(LayoutAttr(m, "r2", "y_layout"), "NHWC");
+      EXPECT_EQ(LayoutAttr(m, "y", "layout"), "NHWC");
     }
   }
 }
@@ -71,6 +72,119 @@ TEST(ConvLayout, GraphOutputsAndNonConvReadersStayNchw) {
       if (const ir::Attribute* a = n.attr(attr)) {
         EXPECT_EQ(a->s, "NCHW") << n.Describe() << " " << attr;
       }
+  CheckOptimized(b, 3, 1e-5);
+}
+
+const ir::Node* NodeWriting(const ir::Model& m, const std::string& output) {
+  for (const auto& n : m.graph->nodes)
+    if (!n.outputs.empty() && n.outputs[0] == output) return &n;
+  return nullptr;
+}
+
+struct PoolCase {
+  const char* op;
+  std::vector<int64_t> kernel, strides, pads, dilations;
+  bool ceil_mode = false, include_pad = false;
+};
+
+// stem conv -> relu -> pool -> [conv -> relu -> conv] + pool -> relu -> GlobalAveragePool: ResNet's
+// stem and first block.
+void BuildPooledChain(ModelBuilder& b, int64_t c, int64_t hw, const PoolCase& pc) {
+  b.Input("x", TP::FLOAT, {2, 3, hw, hw}).Output("y", TP::FLOAT, {2, c, 1, 1});
+  RandomInit(b, "w0", {c, 3, 3, 3}, 1);
+  RandomInit(b, "w1", {c, c, 3, 3}, 2);
+  RandomInit(b, "b1", {c}, 3);
+  RandomInit(b, "w2", {c, c, 1, 1}, 4);
+  SetInts(b.Node("Conv", {"x", "w0"}, {"c0"}), "pads", {1, 1, 1, 1});
+  b.Node("Relu", {"c0"}, {"r0"});
+  auto& p = b.Node(pc.op, {"r0"}, {"p"});
+  SetInts(p, "kernel_shape", pc.kernel);
+  if (!pc.strides.empty()) SetInts(p, "strides", pc.strides);
+  if (!pc.pads.empty()) SetInts(p, "pads", pc.pads);
+  if (!pc.dilations.empty()) SetInts(p, "dilations", pc.dilations);
+  if (pc.ceil_mode) SetInt(p, "ceil_mode", 1);
+  if (pc.include_pad) SetInt(p, "count_include_pad", 1);
+  SetInts(b.Node("Conv", {"p", "w1", "b1"}, {"c1"}), "pads", {1, 1, 1, 1});
+  b.Node("Relu", {"c1"}, {"r1"});
+  b.Node("Conv", {"r1", "w2"}, {"c2"});
+  b.Node("Add", {"c2", "p"}, {"s"});
+  b.Node("Relu", {"s"}, {"r2"});
+  b.Node("GlobalAveragePool", {"r2"}, {"y"});
+}
+
+TEST(ConvLayout, ChannelsLastThroughPoolingMatchesTheUnoptimisedRun) {
+  const std::vector<PoolCase> cases = {
+      {"MaxPool", {3, 3}, {2, 2}, {1, 1, 1, 1}, {}},                       // ResNet's stem
+      {"MaxPool", {2, 3}, {2, 1}, {0, 1, 1, 1}, {2, 1}, true},             // dilations, ceil_mode
+      {"AveragePool", {3, 3}, {2, 2}, {1, 1, 1, 1}, {}, true, true},       // ceil_mode, count_include_pad
+      {"AveragePool", {2, 2}, {1, 1}, {0, 0, 1, 1}, {}, false, false},
+  };
+  for (const PoolCase& pc : cases)
+    for (int64_t c : {8, 20}) {
+      for (int64_t hw : {7, 12}) {
+        SCOPED_TRACE(::testing::Message() << pc.op << " kernel " << pc.kernel[0] << "x" << pc.kernel[1] << " c=" << c
+                                          << " hw=" << hw);
+        ModelBuilder b;
+        BuildPooledChain(b, c, hw, pc);
+        const OpCounts counts = CheckOptimized(b, 3, 1e-4);
+        EXPECT_EQ(Count(counts, "FusedConv"), 3);
+        EXPECT_EQ(Count(counts, pc.op), 1);
+        EXPECT_EQ(Count(counts, "GlobalAveragePool"), 1);
+        EXPECT_EQ(counts.size(), 3u);
+
+        ir::Model m = Import(b);
+        ASSERT_TRUE(passes::InferShapes(m).ok());
+        ASSERT_TRUE(passes::Optimize(m, 3).ok());
+        EXPECT_EQ(LayoutAttr(m, "r0", "y_layout"), "NHWC");
+        EXPECT_EQ(LayoutAttr(m, "p", "layout"), "NHWC");
+        EXPECT_EQ(LayoutAttr(m, "r1", "x_layout"), "NHWC");
+        EXPECT_EQ(LayoutAttr(m, "r2", "residual_layout"), "NHWC");
+        // The last conv feeds only GlobalAveragePool, whose [N, C, 1, 1] output is layout-free.
+        EXPECT_EQ(LayoutAttr(m, "r2", "y_layout"), "NHWC");
+        EXPECT_EQ(LayoutAttr(m, "y", "layout"), "NHWC");
+        const ir::Node* pool = NodeWriting(m, "p");
+        ASSERT_NE(pool, nullptr);
+        EXPECT_EQ(pool->domain, "com.strata");
+        EXPECT_EQ(pool->opset, 13);  // keeps the ONNX opset its attributes were written for
+      }
+    }
+}
+
+TEST(ConvLayout, PoolsOutsideConvChainsStayOnnx) {
+  // A pool on the graph input, a pool whose output is a graph output, a pool read by a non-conv,
+  // and a MaxPool returning Indices.
+  ModelBuilder b;
+  b.Input("x", TP::FLOAT, {1, 4, 8, 8})
+      .Output("a", TP::FLOAT, {1, 4, 4, 4})
+      .Output("y", TP::FLOAT, {1, 4, 4, 4})
+      .Output("z", TP::FLOAT, {1, 4, 2, 2})
+      .Output("i", TP::INT64, {1, 4, 2, 2});
+  RandomInit(b, "w", {4, 4, 1, 1}, 1);
+  auto pool = [&](const std::string& in, const std::vector<std::string>& out) {
+    auto& n = b.Node("MaxPool", {in}, out);
+    SetInts(n, "kernel_shape", {2, 2});
+    SetInts(n, "strides", {2, 2});
+  };
+  pool("x", {"p0"});                      // reads the graph input
+  b.Node("Conv", {"p0", "w"}, {"c0"});
+  pool("c0", {"a"});                      // a graph output
+  b.Node("Conv", {"x", "w"}, {"c1"});
+  pool("c1", {"p1"});                     // read by Sigmoid
+  b.Node("Sigmoid", {"p1"}, {"y"});
+  b.Node("Conv", {"a", "w"}, {"c2"});
+  pool("c2", {"z", "i"});                 // returns Indices
+  ir::Model m = Import(b);
+  ASSERT_TRUE(passes::InferShapes(m).ok());
+  ASSERT_TRUE(passes::Optimize(m, 3).ok());
+  for (const auto& n : m.graph->nodes) {
+    if (n.op_type == "MaxPool") {
+      EXPECT_EQ(n.domain, "ai.onnx") << n.Describe();
+    }
+    for (const char* attr : {"x_layout", "y_layout", "residual_layout", "layout"})
+      if (const ir::Attribute* a = n.attr(attr)) {
+        EXPECT_EQ(a->s, "NCHW") << n.Describe() << " " << attr;
+      }
+  }
   CheckOptimized(b, 3, 1e-5);
 }
 
