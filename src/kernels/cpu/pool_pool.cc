@@ -189,13 +189,40 @@ inline __mmask16 TailMask(int64_t left) {
 }
 void RowsMax(const float* const* rows, int64_t nrows, int64_t n, float* y, bool accumulate) {
   const __m512 qnan = _mm512_set1_ps(__builtin_nanf(""));
-  for (int64_t i = 0; i < n; i += 16) {
+  const int64_t r0 = accumulate ? 0 : 1;
+  int64_t i = 0;
+  // 64 floats per pass over the rows: four independent max chains, and 256 contiguous bytes per row.
+  for (; i + 64 <= n; i += 64) {
+    const float* first = accumulate ? y + i : rows[0] + i;
+    __m512 a0 = _mm512_loadu_ps(first), a1 = _mm512_loadu_ps(first + 16);
+    __m512 a2 = _mm512_loadu_ps(first + 32), a3 = _mm512_loadu_ps(first + 48);
+    __mmask16 n0 = _mm512_cmp_ps_mask(a0, a0, _CMP_UNORD_Q), n1 = _mm512_cmp_ps_mask(a1, a1, _CMP_UNORD_Q);
+    __mmask16 n2 = _mm512_cmp_ps_mask(a2, a2, _CMP_UNORD_Q), n3 = _mm512_cmp_ps_mask(a3, a3, _CMP_UNORD_Q);
+    for (int64_t r = r0; r < nrows; ++r) {
+      const float* x = rows[r] + i;
+      const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+      const __m512 v2 = _mm512_loadu_ps(x + 32), v3 = _mm512_loadu_ps(x + 48);
+      n0 = _kor_mask16(n0, _mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q));
+      n1 = _kor_mask16(n1, _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q));
+      n2 = _kor_mask16(n2, _mm512_cmp_ps_mask(v2, v2, _CMP_UNORD_Q));
+      n3 = _kor_mask16(n3, _mm512_cmp_ps_mask(v3, v3, _CMP_UNORD_Q));
+      a0 = _mm512_max_ps(a0, v0);
+      a1 = _mm512_max_ps(a1, v1);
+      a2 = _mm512_max_ps(a2, v2);
+      a3 = _mm512_max_ps(a3, v3);
+    }
+    _mm512_storeu_ps(y + i, _mm512_mask_mov_ps(a0, n0, qnan));
+    _mm512_storeu_ps(y + i + 16, _mm512_mask_mov_ps(a1, n1, qnan));
+    _mm512_storeu_ps(y + i + 32, _mm512_mask_mov_ps(a2, n2, qnan));
+    _mm512_storeu_ps(y + i + 48, _mm512_mask_mov_ps(a3, n3, qnan));
+  }
+  for (; i < n; i += 16) {
     const __mmask16 m = TailMask(n - i);
     __m512 acc = _mm512_maskz_loadu_ps(m, accumulate ? y + i : rows[0] + i);
     __mmask16 nan = _mm512_cmp_ps_mask(acc, acc, _CMP_UNORD_Q);
-    for (int64_t r = accumulate ? 0 : 1; r < nrows; ++r) {
+    for (int64_t r = r0; r < nrows; ++r) {
       const __m512 v = _mm512_maskz_loadu_ps(m, rows[r] + i);
-      nan = static_cast<__mmask16>(nan | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+      nan = _kor_mask16(nan, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
       acc = _mm512_max_ps(acc, v);
     }
     _mm512_mask_storeu_ps(y + i, m, _mm512_mask_mov_ps(acc, nan, qnan));
