@@ -1,3 +1,4 @@
+#include "kernels/cpu/nn_common.h"
 #include "passes/shape_inference.h"
 #include "passes_test_util.h"
 
@@ -186,6 +187,55 @@ TEST(ConvLayout, PoolsOutsideConvChainsStayOnnx) {
       }
   }
   CheckOptimized(b, 3, 1e-5);
+}
+
+// A symbolic batch: the convolutions are built for batch 1 at load and for other batches on first use,
+// sharing their packed weights; alternating batch sizes must keep giving the reference's answers.
+TEST(ConvLayout, SymbolicBatchAcrossBatchSizes) {
+  ModelBuilder b;
+  b.Input("x", TP::FLOAT, {-1, 3, 9, 9}).Output("y", TP::FLOAT, {-1, 8, 1, 1});
+  RandomInit(b, "w0", {8, 3, 3, 3}, 1);
+  RandomInit(b, "w1", {8, 8, 3, 3}, 2);
+  RandomInit(b, "b1", {8}, 3);
+  SetInts(b.Node("Conv", {"x", "w0"}, {"c0"}), "pads", {1, 1, 1, 1});
+  b.Node("Relu", {"c0"}, {"r0"});
+  auto& p = b.Node("MaxPool", {"r0"}, {"p"});
+  SetInts(p, "kernel_shape", {3, 3});
+  SetInts(p, "strides", {2, 2});
+  SetInts(p, "pads", {1, 1, 1, 1});
+  SetInts(b.Node("Conv", {"p", "w1", "b1"}, {"c1"}), "pads", {1, 1, 1, 1});
+  b.Node("Add", {"c1", "p"}, {"s"});
+  b.Node("GlobalAveragePool", {"s"}, {"y"});
+
+  SessionOptions o0, o3;
+  o0.opt_level = 0;
+  o3.opt_level = 3;
+  cpu::nn::ForceConvReference(true);
+  auto ref = Session::FromModel(Import(b), o0);
+  cpu::nn::ForceConvReference(false);
+  auto opt = Session::FromModel(Import(b), o3);
+  ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+  ASSERT_TRUE(opt.ok()) << opt.status().ToString();
+  unsigned seed = 20;
+  for (int64_t n : {1, 3, 1, 2, 3, 5, 2}) {
+    SCOPED_TRACE(::testing::Message() << "batch " << n);
+    Tensor x(DType::kFloat, {n, 3, 9, 9});
+    const auto v = Values(x.numel(), seed++);
+    std::copy(v.begin(), v.end(), x.data<float>());
+    const std::vector<Value> inputs{Value(x)};
+    std::vector<Value> want, got;
+    cpu::nn::ForceConvReference(true);
+    Status st = (*ref)->Run(inputs, want);
+    cpu::nn::ForceConvReference(false);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    st = (*opt)->Run(inputs, got);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    const Tensor& w = want[0].tensor();
+    const Tensor& g = got[0].tensor();
+    ASSERT_EQ(w.shape(), g.shape());
+    for (int64_t i = 0; i < w.numel(); ++i)
+      EXPECT_NEAR(w.data<float>()[i], g.data<float>()[i], 1e-4 * (1 + std::fabs(w.data<float>()[i]))) << i;
+  }
 }
 
 TEST(ConvLayout, NotBelowLevelThree) {

@@ -2,8 +2,10 @@
 // residual and activations as oneDNN post-ops; fused_epilogue.h).
 // float32 Conv/ConvTranspose run on oneDNN (float16 is widened to float32); everything else uses
 // im2col/col2im plus the reference GEMM.
+#include <algorithm>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "kernels/cpu/fused_epilogue.h"
 #include "kernels/cpu/nn_common.h"
@@ -204,6 +206,15 @@ struct DnnlConv {
     if (dst_md != user_dst) dst_call.Arg(DNNL_ARG_FROM, dst_md, dst).Arg(DNNL_ARG_TO, user_dst, y).Execute(dst_reorder);
   }
 
+  // Takes `other`'s packed constant weights when both primitives want the same weight layout (the
+  // same convolution built for another batch size). Returns whether it did.
+  bool ShareWeights(const DnnlConv& other) {
+    if (!ok || !other.ok || !other.wei_cached || wei_md == user_wei || other.wei_md != wei_md) return false;
+    wei_mem = other.wei_mem;  // a shared handle to the same buffer
+    wei_cached = other.wei_cached;
+    return true;
+  }
+
   // Reorders constant weights into the primitive's layout now (at load time) rather than on the first run.
   void PackWeights(const float* w) {
     if (ok && wei_md != user_wei && wei_cached != w) ReorderWeights(w, true);
@@ -306,13 +317,21 @@ std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias, const
   return d;
 }
 
-bool KnownShape(const KernelInfo& info, int i, Shape& s) {
+// Shape of input i as far as the loader knows it: a constant's own shape (initializers carry no
+// declared type), else the declared/inferred type. An unknown leading dim (a symbolic batch) is
+// taken as `batch_guess` when that is positive.
+bool LoadTimeShape(const KernelInfo& info, int i, Shape& s, int64_t batch_guess = 0) {
+  if (const Tensor* c = info.constant_input(i)) {
+    s = c->shape();
+    return true;
+  }
   const ir::TypeInfo* t = info.input_type(i);
   if (!t || t->kind != ir::TypeInfo::Kind::kTensor || !t->shape) return false;
   s.clear();
   for (const auto& d : *t->shape) {
-    if (!d.known()) return false;
-    s.push_back(d.value);
+    if (d.known()) s.push_back(d.value);
+    else if (s.empty() && batch_guess > 0) s.push_back(batch_guess);
+    else return false;
   }
   return true;
 }
@@ -471,8 +490,9 @@ std::unique_ptr<DnnlConv> MakeDnnlConvT(const ConvTShape& cs, bool has_bias) {
 template <typename CS>
 class DnnlConvDriver {
  public:
-  // Builds the primitive at load time when X is float32 and X/W shapes are fully known, so that the first
-  // run does not pay for it.
+  // Builds the primitive and packs constant weights at load time when X is float32 and the shapes are
+  // known, so that the first run does not pay for them. A symbolic batch is guessed as 1 (the
+  // primitive for another batch is built on first use, and reuses the packed weights).
   // FusedConv: `ep` must outlive the driver; call before Init.
   void SetEpilogue(const Epilogue* ep) { ep_ = ep; }
   void SetLayouts(const ConvLayouts& layouts) { layouts_ = layouts; }
@@ -482,11 +502,12 @@ class DnnlConvDriver {
     weights_constant_ = info.constant_input(1) != nullptr;
     Shape x, w;
     const ir::TypeInfo* t = info.input_type(0);
-    if (t && t->elem_type == DType::kFloat && KnownShape(info, 0, x) && KnownShape(info, 1, w)) {
+    if (t && t->elem_type == DType::kFloat && LoadTimeShape(info, 0, x, 1) && LoadTimeShape(info, 1, w)) {
       CS cs;
       if (compute_shape(x, w, cs).ok()) Prepare(cs, x, w, info.input_present(2));
       const Tensor* wt = info.constant_input(1);
-      if (dnnl_ && wt && wt->dtype() == DType::kFloat && wt->shape() == w) dnnl_->PackWeights(wt->data<float>());
+      if (!cache_.empty() && wt && wt->dtype() == DType::kFloat && wt->shape() == w)
+        cache_.front().conv->PackWeights(wt->data<float>());
     }
   }
 
@@ -546,12 +567,24 @@ class DnnlConvDriver {
     else ConvTransposeRef<T>(cs, x, w, b, y);
   }
   void Prepare(const CS& cs, const Shape& x, const Shape& w, bool has_bias) {
-    if (dnnl_ && x == x_shape_ && w == w_shape_ && has_bias == has_bias_) return;
-    if constexpr (std::is_same_v<CS, ConvShape>) dnnl_ = MakeDnnlConv(cs, has_bias, ep_, layouts_);
-    else dnnl_ = MakeDnnlConvT(cs, has_bias);
-    x_shape_ = x;
-    w_shape_ = w;
-    has_bias_ = has_bias;
+    // Most recent first: a server alternating between batch sizes finds both.
+    for (size_t i = 0; i < cache_.size(); ++i) {
+      Entry& e = cache_[i];
+      if (e.x == x && e.w == w && e.has_bias == has_bias) {
+        if (i) std::rotate(cache_.begin(), cache_.begin() + static_cast<std::ptrdiff_t>(i),
+                           cache_.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+        dnnl_ = cache_.front().conv.get();
+        return;
+      }
+    }
+    Entry e{x, w, has_bias, nullptr};
+    if constexpr (std::is_same_v<CS, ConvShape>) e.conv = MakeDnnlConv(cs, has_bias, ep_, layouts_);
+    else e.conv = MakeDnnlConvT(cs, has_bias);
+    for (const Entry& old : cache_)
+      if (e.conv->ShareWeights(*old.conv)) break;
+    if (cache_.size() == kCacheSize) cache_.pop_back();
+    cache_.insert(cache_.begin(), std::move(e));
+    dnnl_ = cache_.front().conv.get();
   }
   void RunFloat(const CS& cs, const Shape& xs, const Shape& ws, const float* x, const float* w, const float* b,
                 float* y, bool wconst, const float* residual = nullptr) {
@@ -588,9 +621,15 @@ class DnnlConvDriver {
   ConvLayouts layouts_;
   bool weights_constant_ = false;
   std::mutex mu_;
-  std::unique_ptr<DnnlConv> dnnl_;
-  Shape x_shape_, w_shape_;
-  bool has_bias_ = false;
+  // Primitives for the most recent shapes, and the one in use.
+  struct Entry {
+    Shape x, w;
+    bool has_bias = false;
+    std::unique_ptr<DnnlConv> conv;
+  };
+  static constexpr size_t kCacheSize = 4;
+  std::vector<Entry> cache_;
+  DnnlConv* dnnl_ = nullptr;
 };
 
 class ConvKernel final : public OpKernel {
