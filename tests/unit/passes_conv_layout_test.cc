@@ -189,6 +189,51 @@ TEST(ConvLayout, PoolsOutsideConvChainsStayOnnx) {
   CheckOptimized(b, 3, 1e-5);
 }
 
+// Runs `b` at -O3 (oneDNN) and at -O0 on the reference convolutions for each batch size in turn
+// (the model's batch dim must be symbolic, or the one size given) and expects the same outputs, within
+// `tol` times the largest output magnitude.
+void MatchReferenceAcrossBatches(ModelBuilder& b, const std::vector<int64_t>& batches, double tol) {
+  SessionOptions o0, o3;
+  o0.opt_level = 0;
+  o3.opt_level = 3;
+  cpu::nn::ForceConvReference(true);
+  auto ref = Session::FromModel(Import(b), o0);
+  cpu::nn::ForceConvReference(false);
+  auto opt = Session::FromModel(Import(b), o3);
+  ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+  ASSERT_TRUE(opt.ok()) << opt.status().ToString();
+  const auto& in = (*ref)->inputs()[0];
+  unsigned seed = 20;
+  for (int64_t n : batches) {
+    SCOPED_TRACE(::testing::Message() << "batch " << n);
+    Shape xs{n};
+    for (size_t i = 1; i < in.type.shape->size(); ++i) xs.push_back((*in.type.shape)[i].value);
+    Tensor x(DType::kFloat, xs);
+    const auto v = Values(x.numel(), seed++);
+    std::copy(v.begin(), v.end(), x.data<float>());
+    const std::vector<Value> inputs{Value(x)};
+    std::vector<Value> want, got;
+    cpu::nn::ForceConvReference(true);
+    Status st = (*ref)->Run(inputs, want);
+    cpu::nn::ForceConvReference(false);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    st = (*opt)->Run(inputs, got);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    const Tensor& w = want[0].tensor();
+    const Tensor& g = got[0].tensor();
+    ASSERT_EQ(w.shape(), g.shape());
+    double scale = 1;
+    for (int64_t i = 0; i < w.numel(); ++i) scale = std::max(scale, std::fabs(double{w.data<float>()[i]}));
+    int bad = 0;
+    for (int64_t i = 0; i < w.numel(); ++i) {
+      const double a = w.data<float>()[i], c = g.data<float>()[i];
+      if (!(std::fabs(a - c) <= tol * scale) && bad++ < 5)
+        ADD_FAILURE() << "element " << i << ": reference " << a << ", -O3 " << c << " (max |y| " << scale << ")";
+    }
+    EXPECT_EQ(bad, 0);
+  }
+}
+
 // A symbolic batch: the convolutions are built for batch 1 at load and for other batches on first use,
 // sharing their packed weights; alternating batch sizes must keep giving the reference's answers.
 TEST(ConvLayout, SymbolicBatchAcrossBatchSizes) {
@@ -206,35 +251,30 @@ TEST(ConvLayout, SymbolicBatchAcrossBatchSizes) {
   SetInts(b.Node("Conv", {"p", "w1", "b1"}, {"c1"}), "pads", {1, 1, 1, 1});
   b.Node("Add", {"c1", "p"}, {"s"});
   b.Node("GlobalAveragePool", {"s"}, {"y"});
+  MatchReferenceAcrossBatches(b, {1, 3, 1, 2, 3, 5, 2}, 1e-5);
+}
 
-  SessionOptions o0, o3;
-  o0.opt_level = 0;
-  o3.opt_level = 3;
-  cpu::nn::ForceConvReference(true);
-  auto ref = Session::FromModel(Import(b), o0);
-  cpu::nn::ForceConvReference(false);
-  auto opt = Session::FromModel(Import(b), o3);
-  ASSERT_TRUE(ref.ok()) << ref.status().ToString();
-  ASSERT_TRUE(opt.ok()) << opt.status().ToString();
-  unsigned seed = 20;
-  for (int64_t n : {1, 3, 1, 2, 3, 5, 2}) {
-    SCOPED_TRACE(::testing::Message() << "batch " << n);
-    Tensor x(DType::kFloat, {n, 3, 9, 9});
-    const auto v = Values(x.numel(), seed++);
-    std::copy(v.begin(), v.end(), x.data<float>());
-    const std::vector<Value> inputs{Value(x)};
-    std::vector<Value> want, got;
-    cpu::nn::ForceConvReference(true);
-    Status st = (*ref)->Run(inputs, want);
-    cpu::nn::ForceConvReference(false);
-    ASSERT_TRUE(st.ok()) << st.ToString();
-    st = (*opt)->Run(inputs, got);
-    ASSERT_TRUE(st.ok()) << st.ToString();
-    const Tensor& w = want[0].tensor();
-    const Tensor& g = got[0].tensor();
-    ASSERT_EQ(w.shape(), g.shape());
-    for (int64_t i = 0; i < w.numel(); ++i)
-      EXPECT_NEAR(w.data<float>()[i], g.data<float>()[i], 1e-4 * (1 + std::fabs(w.data<float>()[i]))) << i;
+// 3x3 stride-1 convolutions with 16k channels run on oneDNN's Winograd kernels (blocked layouts,
+// reordered from and to NCHW/NHWC), also with a residual and with odd spatial sizes. Winograd's
+// transforms cost some precision: single elements here are off by up to ~1e-4 of their own value
+// (three layers, weights far larger than trained ones), so the bound is looser than for direct kernels.
+TEST(ConvLayout, WinogradConvolutionsMatchTheReference) {
+  for (int64_t hw : {7, 13}) {
+    SCOPED_TRACE(::testing::Message() << "hw=" << hw);
+    ModelBuilder b;
+    b.Input("x", TP::FLOAT, {-1, 32, hw, hw}).Output("y", TP::FLOAT, {-1, 64, hw, hw});
+    RandomInit(b, "w0", {64, 32, 3, 3}, 1);
+    RandomInit(b, "b0", {64}, 2);
+    RandomInit(b, "w1", {64, 64, 3, 3}, 3);
+    RandomInit(b, "w2", {64, 64, 3, 3}, 4);
+    SetInts(b.Node("Conv", {"x", "w0", "b0"}, {"c0"}), "pads", {1, 1, 1, 1});  // NCHW in, NHWC out
+    b.Node("Relu", {"c0"}, {"r0"});
+    SetInts(b.Node("Conv", {"r0", "w1"}, {"c1"}), "pads", {1, 1, 1, 1});
+    b.Node("Relu", {"c1"}, {"r1"});
+    SetInts(b.Node("Conv", {"r1", "w2"}, {"c2"}), "pads", {1, 1, 1, 1});
+    b.Node("Add", {"c2", "r0"}, {"s"});  // residual, NHWC
+    b.Node("Relu", {"s"}, {"y"});
+    MatchReferenceAcrossBatches(b, {1, 2}, 2e-4);
   }
 }
 
