@@ -1,5 +1,8 @@
 // MaxPool, AveragePool, LpPool, their Global variants, MaxUnpool and MaxRoiPool.
-// 1-D/2-D/3-D windows are handled as 3-D (missing leading dims have size 1).
+// 1-D/2-D/3-D windows are handled as 3-D (missing leading dims have size 1). float32 MaxPool (without
+// Indices) and AveragePool take a row-wise fast path; everything else walks each output's window.
+// The com.strata MaxPool/AveragePool/GlobalAveragePool forms (written by the conv-layout pass) may
+// read and write channels-last data (attribute "layout").
 #include <immintrin.h>
 
 #include <cmath>
