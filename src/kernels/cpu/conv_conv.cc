@@ -287,12 +287,18 @@ void CopyChannels(const float* src, float* dst, int64_t n, int64_t c, int64_t hw
   else tensor::StridedCopy(src, 0, Shape{n, c, hw}, {hw * c, 1, c}, dst);
 }
 
-// Winograd convolution for 3x3 stride-1 undilated ungrouped layers: oneDNN's F(4x4, 3x3) and
-// F(2x2, 3x3) kernels do 2-2.5x fewer multiplications than the direct ones and take 40-60% less
-// time on ResNet-50's 3x3 layers (docs/passes.md). They only read and write blocked (nChw16c)
-// activations, so the NCHW/NHWC tensors around them are reordered in and out; that costs a few
-// percent of what Winograd saves. The error stays at the direct kernels' level (max |error|
-// 1e-5 for |y| ~ 4 against a double reference). STRATA_CONV_WINOGRAD=0 turns it off.
+// Winograd convolution for 3x3 stride-1 undilated ungrouped layers with at least 28x28 output
+// positions per batch: oneDNN's F(4x4, 3x3) kernel does 4x fewer multiplications than the direct
+// ones and takes about half the time on ResNet-50's 56x56 and 28x28 layers (docs/passes.md). Its
+// transformed weights are 4x larger, though: with fewer positions to spread them over (ResNet's
+// 256-channel 14x14 layers at batch 1) streaming them from memory costs more than it saves. It
+// only reads and writes blocked (nChw16c) activations, so the NCHW/NHWC tensors around it are
+// reordered in and out, which costs a few percent of what it saves. The error stays at the direct
+// kernels' level (max |error| 1e-5 for |y| ~ 4 against a double reference).
+// One thread only: with more, oneDNN's Winograd kernels (F(4x4, 3x3) and F(2x2, 3x3)) malloc inside
+// their parallel region on every run (even with a user-provided scratchpad), which breaks the
+// allocation-free hot path; the steady-state allocation test catches it.
+// STRATA_CONV_WINOGRAD=0 turns it off.
 bool WinogradEligible(const ConvShape& cs) {
   static const bool enabled = [] {
     const char* v = std::getenv("STRATA_CONV_WINOGRAD");
@@ -300,7 +306,8 @@ bool WinogradEligible(const ConvShape& cs) {
   }();
   const SpatialGeom& g = cs.geom;
   return enabled && cs.G == 1 && g.kernel.size() == 2 && g.kernel[0] == 3 && g.kernel[1] == 3 &&
-         g.strides[0] == 1 && g.strides[1] == 1 && g.dilations[0] == 1 && g.dilations[1] == 1;
+         g.strides[0] == 1 && g.strides[1] == 1 && g.dilations[0] == 1 && g.dilations[1] == 1 &&
+         cs.N * g.out[0] * g.out[1] >= 28 * 28 && omp_get_max_threads() == 1;
 }
 
 std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias, const Epilogue* ep,
@@ -323,20 +330,30 @@ std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias, const
     memory::desc dst_any(ToDims(cs.y_shape), f32, any);
     memory::desc wei_any(d->user_wei.dims(), f32, any);
     const dnnl::primitive_attr attr = ep ? ep->Attr() : dnnl::primitive_attr();
-    auto make_pd = [&](dnnl::algorithm alg) {
-      dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, alg, src_any, wei_any, d->bias_md,
-                                           dst_any, ToDims(g.strides), ToDims(dil), ToDims(g.pad_begin),
-                                           ToDims(g.pad_end));
-      return dnnl::convolution_forward::primitive_desc(desc, attr, Engine());
+    // The descriptors outlive the primitive descriptor: its implementation iterator reads them.
+    auto make_desc = [&](dnnl::algorithm alg) {
+      return dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, src_any, wei_any, d->bias_md,
+                                             dst_any, ToDims(g.strides), ToDims(dil), ToDims(g.pad_begin),
+                                             ToDims(g.pad_end));
     };
+    const dnnl::convolution_forward::desc direct = make_desc(dnnl::algorithm::convolution_direct);
+    const dnnl::convolution_forward::desc winograd = make_desc(dnnl::algorithm::convolution_winograd);
     dnnl::convolution_forward::primitive_desc pd;
     if (WinogradEligible(cs)) {
       try {
-        pd = make_pd(dnnl::algorithm::convolution_winograd);
+        // Only F(4x4, 3x3): oneDNN's F(2x2, 3x3) kernel is slower on 56x56 and has 2x fewer savings.
+        pd = dnnl::convolution_forward::primitive_desc(winograd, attr, Engine());
+        while (std::string(pd.impl_info_str()).find("wino_4x3") == std::string::npos) {
+          if (!pd.next_impl()) {
+            pd = {};
+            break;
+          }
+        }
       } catch (const dnnl::error&) {  // oneDNN has no Winograd kernel for this shape or post-op chain
+        pd = {};
       }
     }
-    if (!pd) pd = make_pd(dnnl::algorithm::convolution_direct);
+    if (!pd) pd = dnnl::convolution_forward::primitive_desc(direct, attr, Engine());
     d->prim = dnnl::convolution_forward(pd);
     d->Finish(pd);
   } catch (const dnnl::error&) {
