@@ -2,8 +2,11 @@
 // residual and activations as oneDNN post-ops; fused_epilogue.h).
 // float32 Conv/ConvTranspose run on oneDNN (float16 is widened to float32); everything else uses
 // im2col/col2im plus the reference GEMM.
+#include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "kernels/cpu/fused_epilogue.h"
 #include "kernels/cpu/nn_common.h"
@@ -204,6 +207,15 @@ struct DnnlConv {
     if (dst_md != user_dst) dst_call.Arg(DNNL_ARG_FROM, dst_md, dst).Arg(DNNL_ARG_TO, user_dst, y).Execute(dst_reorder);
   }
 
+  // Takes `other`'s packed constant weights when both primitives want the same weight layout (the
+  // same convolution built for another batch size). Returns whether it did.
+  bool ShareWeights(const DnnlConv& other) {
+    if (!ok || !other.ok || !other.wei_cached || wei_md == user_wei || other.wei_md != wei_md) return false;
+    wei_mem = other.wei_mem;  // a shared handle to the same buffer
+    wei_cached = other.wei_cached;
+    return true;
+  }
+
   // Reorders constant weights into the primitive's layout now (at load time) rather than on the first run.
   void PackWeights(const float* w) {
     if (ok && wei_md != user_wei && wei_cached != w) ReorderWeights(w, true);
@@ -275,6 +287,29 @@ void CopyChannels(const float* src, float* dst, int64_t n, int64_t c, int64_t hw
   else tensor::StridedCopy(src, 0, Shape{n, c, hw}, {hw * c, 1, c}, dst);
 }
 
+// Winograd convolution for 3x3 stride-1 undilated ungrouped layers with at least 28x28 output
+// positions per batch: oneDNN's F(4x4, 3x3) kernel does 4x fewer multiplications than the direct
+// ones and takes about half the time on ResNet-50's 56x56 and 28x28 layers (docs/passes.md). Its
+// transformed weights are 4x larger, though: with fewer positions to spread them over (ResNet's
+// 256-channel 14x14 layers at batch 1) streaming them from memory costs more than it saves. It
+// only reads and writes blocked (nChw16c) activations, so the NCHW/NHWC tensors around it are
+// reordered in and out, which costs a few percent of what it saves. The error stays at the direct
+// kernels' level (max |error| 1e-5 for |y| ~ 4 against a double reference).
+// One thread only: with more, oneDNN's Winograd kernels (F(4x4, 3x3) and F(2x2, 3x3)) malloc inside
+// their parallel region on every run (even with a user-provided scratchpad), which breaks the
+// allocation-free hot path; the steady-state allocation test catches it.
+// STRATA_CONV_WINOGRAD=0 turns it off.
+bool WinogradEligible(const ConvShape& cs) {
+  static const bool enabled = [] {
+    const char* v = std::getenv("STRATA_CONV_WINOGRAD");
+    return !(v && std::string(v) == "0");
+  }();
+  const SpatialGeom& g = cs.geom;
+  return enabled && cs.G == 1 && g.kernel.size() == 2 && g.kernel[0] == 3 && g.kernel[1] == 3 &&
+         g.strides[0] == 1 && g.strides[1] == 1 && g.dilations[0] == 1 && g.dilations[1] == 1 &&
+         cs.N * g.out[0] * g.out[1] >= 28 * 28 && omp_get_max_threads() == 1;
+}
+
 std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias, const Epilogue* ep,
                                        const ConvLayouts& layouts = {}) {
   auto d = std::make_unique<DnnlConv>();
@@ -294,10 +329,31 @@ std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias, const
     memory::desc src_any(ToDims(Concat({cs.N, cs.C}, g.in)), f32, any);
     memory::desc dst_any(ToDims(cs.y_shape), f32, any);
     memory::desc wei_any(d->user_wei.dims(), f32, any);
-    dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                         src_any, wei_any, d->bias_md, dst_any, ToDims(g.strides), ToDims(dil),
-                                         ToDims(g.pad_begin), ToDims(g.pad_end));
-    dnnl::convolution_forward::primitive_desc pd(desc, ep ? ep->Attr() : dnnl::primitive_attr(), Engine());
+    const dnnl::primitive_attr attr = ep ? ep->Attr() : dnnl::primitive_attr();
+    // The descriptors outlive the primitive descriptor: its implementation iterator reads them.
+    auto make_desc = [&](dnnl::algorithm alg) {
+      return dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, src_any, wei_any, d->bias_md,
+                                             dst_any, ToDims(g.strides), ToDims(dil), ToDims(g.pad_begin),
+                                             ToDims(g.pad_end));
+    };
+    const dnnl::convolution_forward::desc direct = make_desc(dnnl::algorithm::convolution_direct);
+    const dnnl::convolution_forward::desc winograd = make_desc(dnnl::algorithm::convolution_winograd);
+    dnnl::convolution_forward::primitive_desc pd;
+    if (WinogradEligible(cs)) {
+      try {
+        // Only F(4x4, 3x3): oneDNN's F(2x2, 3x3) kernel is slower on 56x56 and has 2x fewer savings.
+        pd = dnnl::convolution_forward::primitive_desc(winograd, attr, Engine());
+        while (std::string(pd.impl_info_str()).find("wino_4x3") == std::string::npos) {
+          if (!pd.next_impl()) {
+            pd = {};
+            break;
+          }
+        }
+      } catch (const dnnl::error&) {  // oneDNN has no Winograd kernel for this shape or post-op chain
+        pd = {};
+      }
+    }
+    if (!pd) pd = dnnl::convolution_forward::primitive_desc(direct, attr, Engine());
     d->prim = dnnl::convolution_forward(pd);
     d->Finish(pd);
   } catch (const dnnl::error&) {
@@ -306,13 +362,21 @@ std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias, const
   return d;
 }
 
-bool KnownShape(const KernelInfo& info, int i, Shape& s) {
+// Shape of input i as far as the loader knows it: a constant's own shape (initializers carry no
+// declared type), else the declared/inferred type. An unknown leading dim (a symbolic batch) is
+// taken as `batch_guess` when that is positive.
+bool LoadTimeShape(const KernelInfo& info, int i, Shape& s, int64_t batch_guess = 0) {
+  if (const Tensor* c = info.constant_input(i)) {
+    s = c->shape();
+    return true;
+  }
   const ir::TypeInfo* t = info.input_type(i);
   if (!t || t->kind != ir::TypeInfo::Kind::kTensor || !t->shape) return false;
   s.clear();
   for (const auto& d : *t->shape) {
-    if (!d.known()) return false;
-    s.push_back(d.value);
+    if (d.known()) s.push_back(d.value);
+    else if (s.empty() && batch_guess > 0) s.push_back(batch_guess);
+    else return false;
   }
   return true;
 }
@@ -471,8 +535,9 @@ std::unique_ptr<DnnlConv> MakeDnnlConvT(const ConvTShape& cs, bool has_bias) {
 template <typename CS>
 class DnnlConvDriver {
  public:
-  // Builds the primitive at load time when X is float32 and X/W shapes are fully known, so that the first
-  // run does not pay for it.
+  // Builds the primitive and packs constant weights at load time when X is float32 and the shapes are
+  // known, so that the first run does not pay for them. A symbolic batch is guessed as 1 (the
+  // primitive for another batch is built on first use, and reuses the packed weights).
   // FusedConv: `ep` must outlive the driver; call before Init.
   void SetEpilogue(const Epilogue* ep) { ep_ = ep; }
   void SetLayouts(const ConvLayouts& layouts) { layouts_ = layouts; }
@@ -482,11 +547,12 @@ class DnnlConvDriver {
     weights_constant_ = info.constant_input(1) != nullptr;
     Shape x, w;
     const ir::TypeInfo* t = info.input_type(0);
-    if (t && t->elem_type == DType::kFloat && KnownShape(info, 0, x) && KnownShape(info, 1, w)) {
+    if (t && t->elem_type == DType::kFloat && LoadTimeShape(info, 0, x, 1) && LoadTimeShape(info, 1, w)) {
       CS cs;
       if (compute_shape(x, w, cs).ok()) Prepare(cs, x, w, info.input_present(2));
       const Tensor* wt = info.constant_input(1);
-      if (dnnl_ && wt && wt->dtype() == DType::kFloat && wt->shape() == w) dnnl_->PackWeights(wt->data<float>());
+      if (!cache_.empty() && wt && wt->dtype() == DType::kFloat && wt->shape() == w)
+        cache_.front().conv->PackWeights(wt->data<float>());
     }
   }
 
@@ -546,12 +612,24 @@ class DnnlConvDriver {
     else ConvTransposeRef<T>(cs, x, w, b, y);
   }
   void Prepare(const CS& cs, const Shape& x, const Shape& w, bool has_bias) {
-    if (dnnl_ && x == x_shape_ && w == w_shape_ && has_bias == has_bias_) return;
-    if constexpr (std::is_same_v<CS, ConvShape>) dnnl_ = MakeDnnlConv(cs, has_bias, ep_, layouts_);
-    else dnnl_ = MakeDnnlConvT(cs, has_bias);
-    x_shape_ = x;
-    w_shape_ = w;
-    has_bias_ = has_bias;
+    // Most recent first: a server alternating between batch sizes finds both.
+    for (size_t i = 0; i < cache_.size(); ++i) {
+      Entry& e = cache_[i];
+      if (e.x == x && e.w == w && e.has_bias == has_bias) {
+        if (i) std::rotate(cache_.begin(), cache_.begin() + static_cast<std::ptrdiff_t>(i),
+                           cache_.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+        dnnl_ = cache_.front().conv.get();
+        return;
+      }
+    }
+    Entry e{x, w, has_bias, nullptr};
+    if constexpr (std::is_same_v<CS, ConvShape>) e.conv = MakeDnnlConv(cs, has_bias, ep_, layouts_);
+    else e.conv = MakeDnnlConvT(cs, has_bias);
+    for (const Entry& old : cache_)
+      if (e.conv->ShareWeights(*old.conv)) break;
+    if (cache_.size() == kCacheSize) cache_.pop_back();
+    cache_.insert(cache_.begin(), std::move(e));
+    dnnl_ = cache_.front().conv.get();
   }
   void RunFloat(const CS& cs, const Shape& xs, const Shape& ws, const float* x, const float* w, const float* b,
                 float* y, bool wconst, const float* residual = nullptr) {
@@ -588,9 +666,15 @@ class DnnlConvDriver {
   ConvLayouts layouts_;
   bool weights_constant_ = false;
   std::mutex mu_;
-  std::unique_ptr<DnnlConv> dnnl_;
-  Shape x_shape_, w_shape_;
-  bool has_bias_ = false;
+  // Primitives for the most recent shapes, and the one in use.
+  struct Entry {
+    Shape x, w;
+    bool has_bias = false;
+    std::unique_ptr<DnnlConv> conv;
+  };
+  static constexpr size_t kCacheSize = 4;
+  std::vector<Entry> cache_;
+  DnnlConv* dnnl_ = nullptr;
 };
 
 class ConvKernel final : public OpKernel {

@@ -1,10 +1,17 @@
 // MaxPool, AveragePool, LpPool, their Global variants, MaxUnpool and MaxRoiPool.
-// 1-D/2-D/3-D windows are handled as 3-D (missing leading dims have size 1).
+// 1-D/2-D/3-D windows are handled as 3-D (missing leading dims have size 1). float32 MaxPool (without
+// Indices) and AveragePool take a row-wise fast path; everything else walks each output's window.
+// The com.strata MaxPool/AveragePool/GlobalAveragePool forms (written by the conv-layout pass) may
+// read and write channels-last data (attribute "layout").
+#include <immintrin.h>
+
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "kernels/cpu/nn_common.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace strata::cpu {
 namespace {
@@ -59,6 +66,11 @@ Status PoolGeom(const SpatialAttrs& a, const Shape& x, bool allow_dilation, Spat
 
 // Valid tap range [lo, hi) along one dim for a window starting at input coordinate b.
 inline void TapRange(int64_t b, int64_t k, int64_t d, int64_t in, int64_t& lo, int64_t& hi) {
+  if (b >= 0 && b + (k - 1) * d < in) {  // the common interior window, without divisions
+    lo = 0;
+    hi = k;
+    return;
+  }
   lo = b >= 0 ? 0 : (-b + d - 1) / d;
   hi = in - b <= 0 ? 0 : std::min<int64_t>(k, (in - b + d - 1) / d);
   if (hi < lo) hi = lo;
@@ -84,6 +96,7 @@ inline void ForWindow(const Geom3& g, int64_t o0, int64_t o1, int64_t o2, F&& f)
 // Number of window taps inside the padded extent [-pb, in + pe) along one dim.
 inline int64_t PaddedTaps(const Geom3& g, int dim, int64_t o) {
   const int64_t b = o * g.s[dim] - g.pb[dim];
+  if (b >= -g.pb[dim] && b + (g.k[dim] - 1) * g.d[dim] < g.in[dim] + g.pe[dim]) return g.k[dim];
   int64_t c = 0;
   for (int64_t k = 0; k < g.k[dim]; ++k) {
     const int64_t i = b + k * g.d[dim];
@@ -114,6 +127,293 @@ void ForOutputs(const Geom3& g, int64_t planes, F&& f) {
       PlaneThreshold(os, 4096));
 }
 
+// ---- float32 fast path ----
+//
+// Max and average pooling of float32 without the Indices output, over NCHW or channels-last data.
+// Both reduce whole rows of contiguous floats at a time (RowOps): channels-last reduces the C
+// channels of every tap of one output position; NCHW first reduces the input rows under the
+// window's leading dims into one row, then walks the last dim's taps along that row. The generic
+// per-output walk above costs ~30x more (index bookkeeping per tap). Max propagates NaN from any
+// tap (the generic path does too); the average sums taps in the generic path's order (except the
+// NCHW row split) and divides by the same count.
+
+enum class PoolKind { kMax, kAvg };
+
+// y[i] = max / sum over the rows of rows[r][i], i < n, combined with y itself when `accumulate`.
+// A sum is divided by `divisor` at the end (pass 1 for a partial result).
+struct RowOps {
+  void (*max)(const float* const* rows, int64_t nrows, int64_t n, float* y, bool accumulate);
+  void (*sum)(const float* const* rows, int64_t nrows, int64_t n, float* y, bool accumulate, float divisor);
+};
+
+#pragma GCC push_options
+// Float compares may trap under the default -ftrapping-math, which stops GCC from vectorising the
+// selects below with baseline SSE2.
+#pragma GCC optimize("no-trapping-math")
+namespace portable {
+void RowsMax(const float* const* rows, int64_t nrows, int64_t n, float* y, bool accumulate) {
+  for (int64_t r = 0; r < nrows; ++r) {
+    const float* x = rows[r];
+    if (r == 0 && !accumulate) {
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i];
+      continue;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const float a = y[i], v = x[i];
+      y[i] = (v > a || v != v) && a == a ? v : a;
+    }
+  }
+}
+void RowsSum(const float* const* rows, int64_t nrows, int64_t n, float* y, bool accumulate, float divisor) {
+  if (!accumulate)
+    for (int64_t i = 0; i < n; ++i) y[i] = 0.f;
+  for (int64_t r = 0; r < nrows; ++r) {
+    const float* x = rows[r];
+    for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+  }
+  if (divisor != 1.f)
+    for (int64_t i = 0; i < n; ++i) y[i] /= divisor;
+}
+}  // namespace portable
+#pragma GCC pop_options
+
+// AVX-512 versions: only called after vec::Active() reports AVX-512. Nothing from the standard
+// library is used inside the target region (see vec_math.cc).
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+// GCC 12's avx512fintrin.h self-initialises `__Y = __Y` in its _mm512_undefined_* helpers (GCC bug
+// 105593, fixed in 12.3); the warning is about the header.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+namespace avx512 {
+inline __mmask16 TailMask(int64_t left) {
+  return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+}
+void RowsMax(const float* const* rows, int64_t nrows, int64_t n, float* y, bool accumulate) {
+  const __m512 qnan = _mm512_set1_ps(__builtin_nanf(""));
+  const int64_t r0 = accumulate ? 0 : 1;
+  int64_t i = 0;
+  // 64 floats per pass over the rows: four independent max chains, and 256 contiguous bytes per row.
+  for (; i + 64 <= n; i += 64) {
+    const float* first = accumulate ? y + i : rows[0] + i;
+    __m512 a0 = _mm512_loadu_ps(first), a1 = _mm512_loadu_ps(first + 16);
+    __m512 a2 = _mm512_loadu_ps(first + 32), a3 = _mm512_loadu_ps(first + 48);
+    __mmask16 n0 = _mm512_cmp_ps_mask(a0, a0, _CMP_UNORD_Q), n1 = _mm512_cmp_ps_mask(a1, a1, _CMP_UNORD_Q);
+    __mmask16 n2 = _mm512_cmp_ps_mask(a2, a2, _CMP_UNORD_Q), n3 = _mm512_cmp_ps_mask(a3, a3, _CMP_UNORD_Q);
+    for (int64_t r = r0; r < nrows; ++r) {
+      const float* x = rows[r] + i;
+      const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+      const __m512 v2 = _mm512_loadu_ps(x + 32), v3 = _mm512_loadu_ps(x + 48);
+      n0 = _kor_mask16(n0, _mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q));
+      n1 = _kor_mask16(n1, _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q));
+      n2 = _kor_mask16(n2, _mm512_cmp_ps_mask(v2, v2, _CMP_UNORD_Q));
+      n3 = _kor_mask16(n3, _mm512_cmp_ps_mask(v3, v3, _CMP_UNORD_Q));
+      a0 = _mm512_max_ps(a0, v0);
+      a1 = _mm512_max_ps(a1, v1);
+      a2 = _mm512_max_ps(a2, v2);
+      a3 = _mm512_max_ps(a3, v3);
+    }
+    _mm512_storeu_ps(y + i, _mm512_mask_mov_ps(a0, n0, qnan));
+    _mm512_storeu_ps(y + i + 16, _mm512_mask_mov_ps(a1, n1, qnan));
+    _mm512_storeu_ps(y + i + 32, _mm512_mask_mov_ps(a2, n2, qnan));
+    _mm512_storeu_ps(y + i + 48, _mm512_mask_mov_ps(a3, n3, qnan));
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = TailMask(n - i);
+    __m512 acc = _mm512_maskz_loadu_ps(m, accumulate ? y + i : rows[0] + i);
+    __mmask16 nan = _mm512_cmp_ps_mask(acc, acc, _CMP_UNORD_Q);
+    for (int64_t r = r0; r < nrows; ++r) {
+      const __m512 v = _mm512_maskz_loadu_ps(m, rows[r] + i);
+      nan = _kor_mask16(nan, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+      acc = _mm512_max_ps(acc, v);
+    }
+    _mm512_mask_storeu_ps(y + i, m, _mm512_mask_mov_ps(acc, nan, qnan));
+  }
+}
+void RowsSum(const float* const* rows, int64_t nrows, int64_t n, float* y, bool accumulate, float divisor) {
+  const __m512 div = _mm512_set1_ps(divisor);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = TailMask(n - i);
+    __m512 acc = accumulate ? _mm512_maskz_loadu_ps(m, y + i) : _mm512_setzero_ps();
+    for (int64_t r = 0; r < nrows; ++r) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, rows[r] + i));
+    if (divisor != 1.f) acc = _mm512_div_ps(acc, div);
+    _mm512_mask_storeu_ps(y + i, m, acc);
+  }
+}
+}  // namespace avx512
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+RowOps ActiveRowOps() {
+  if (vec::Active().isa == vec::Isa::kAvx512) return {avx512::RowsMax, avx512::RowsSum};
+  return {portable::RowsMax, portable::RowsSum};
+}
+
+// Tap pointers are reduced in batches of this many (windows larger than that are rare).
+constexpr int64_t kTapBatch = 64;
+
+// Reduces `rows` (nrows of them, n floats each) into y, batch by batch, and fills y with the empty
+// window's value when there are no rows.
+inline void ReduceRows(const RowOps& ops, PoolKind kind, const float* const* rows, int64_t nrows, int64_t n,
+                       float* y, bool accumulate, float divisor) {
+  if (kind == PoolKind::kMax) ops.max(rows, nrows, n, y, accumulate);
+  else ops.sum(rows, nrows, n, y, accumulate, divisor);
+}
+
+// Output value of a window without any tap inside the input (as the generic path).
+inline float EmptyWindow(PoolKind kind) {
+  return kind == PoolKind::kMax ? -std::numeric_limits<float>::infinity() : 0.f;
+}
+
+// Averaging divisor of one window: its taps inside the input, or inside the padded extent.
+inline int64_t AvgCount(const Geom3& g, bool include_pad, const int64_t* o, const int64_t* lo, const int64_t* hi) {
+  if (!include_pad) return (hi[0] - lo[0]) * (hi[1] - lo[1]) * (hi[2] - lo[2]);
+  return PaddedTaps(g, 0, o[0]) * PaddedTaps(g, 1, o[1]) * PaddedTaps(g, 2, o[2]);
+}
+
+// X [planes, in0, in1, in2] -> Y [planes, out0, out1, out2].
+void PoolNchwF32(const Geom3& g, PoolKind kind, bool include_pad, int64_t planes, const float* x, float* y) {
+  const RowOps ops = ActiveRowOps();
+  const int64_t out_rows = planes * g.out[0] * g.out[1], is = g.in_size();
+  const int64_t row_work = std::max<int64_t>(1, (g.in[2] + g.out[2]) * g.k[0] * g.k[1]);
+  ParallelFor(
+      out_rows,
+      [&](int64_t begin, int64_t end) {
+        thread_local std::vector<float> tmp_store;  // grows once per thread, then reused
+        if (static_cast<int64_t>(tmp_store.size()) < g.in[2]) tmp_store.resize(static_cast<size_t>(g.in[2]));
+        float* tmp = tmp_store.data();
+        const float* rows[kTapBatch];
+        const __m128 v_nan = _mm_set_ss(std::numeric_limits<float>::quiet_NaN());
+        for (int64_t r = begin; r < end; ++r) {
+          const int64_t p = r / (g.out[0] * g.out[1]), o0 = (r / g.out[1]) % g.out[0], o1 = r % g.out[1];
+          const float* xp = x + p * is;
+          float* yr = y + r * g.out[2];
+          const int64_t b0 = o0 * g.s[0] - g.pb[0], b1 = o1 * g.s[1] - g.pb[1];
+          int64_t lo[3], hi[3];
+          TapRange(b0, g.k[0], g.d[0], g.in[0], lo[0], hi[0]);
+          TapRange(b1, g.k[1], g.d[1], g.in[1], lo[1], hi[1]);
+          if (lo[0] == hi[0] || lo[1] == hi[1]) {
+            for (int64_t o2 = 0; o2 < g.out[2]; ++o2) yr[o2] = EmptyWindow(kind);
+            continue;
+          }
+          // Rows under the window's leading dims, reduced into tmp.
+          int64_t nrows = 0;
+          bool accumulate = false;
+          for (int64_t k0 = lo[0]; k0 < hi[0]; ++k0)
+            for (int64_t k1 = lo[1]; k1 < hi[1]; ++k1) {
+              rows[nrows++] = xp + ((b0 + k0 * g.d[0]) * g.in[1] + b1 + k1 * g.d[1]) * g.in[2];
+              if (nrows == kTapBatch) {
+                ReduceRows(ops, kind, rows, nrows, g.in[2], tmp, accumulate, 1.f);
+                nrows = 0;
+                accumulate = true;
+              }
+            }
+          ReduceRows(ops, kind, rows, nrows, g.in[2], tmp, accumulate, 1.f);
+          const int64_t o[3] = {o0, o1, 0};
+          for (int64_t o2 = 0; o2 < g.out[2]; ++o2) {
+            const int64_t b2 = o2 * g.s[2] - g.pb[2];
+            TapRange(b2, g.k[2], g.d[2], g.in[2], lo[2], hi[2]);
+            const float* t = tmp + b2;
+            if (kind == PoolKind::kMax) {
+              // Branch-free SSE scalar max: compare-and-branch mispredicts on every other tap.
+              __m128 best = _mm_set_ss(EmptyWindow(kind)), nan = _mm_setzero_ps();
+              for (int64_t k2 = lo[2]; k2 < hi[2]; ++k2) {
+                const __m128 v = _mm_load_ss(t + k2 * g.d[2]);
+                nan = _mm_or_ps(nan, _mm_cmpunord_ss(v, v));
+                best = _mm_max_ss(best, v);
+              }
+              yr[o2] = _mm_cvtss_f32(_mm_or_ps(_mm_and_ps(nan, v_nan), _mm_andnot_ps(nan, best)));
+            } else {
+              float sum = 0.f;
+              for (int64_t k2 = lo[2]; k2 < hi[2]; ++k2) sum += t[k2 * g.d[2]];
+              const int64_t oo[3] = {o[0], o[1], o2};
+              const int64_t cnt = AvgCount(g, include_pad, oo, lo, hi);
+              yr[o2] = cnt > 0 && hi[2] > lo[2] ? sum / static_cast<float>(cnt) : 0.f;
+            }
+          }
+        }
+      },
+      PlaneThreshold(row_work, 1 << 15));
+}
+
+// Channels-last X [n, in0, in1, in2, c] -> Y [n, out0, out1, out2, c].
+void PoolNhwcF32(const Geom3& g, PoolKind kind, bool include_pad, int64_t n, int64_t c, const float* x, float* y) {
+  const RowOps ops = ActiveRowOps();
+  const int64_t out_rows = n * g.out[0] * g.out[1], is = g.in_size() * c;
+  const int64_t row_work = std::max<int64_t>(1, g.out[2] * g.k[0] * g.k[1] * g.k[2] * c);
+  ParallelFor(
+      out_rows,
+      [&](int64_t begin, int64_t end) {
+        const float* rows[kTapBatch];
+        for (int64_t r = begin; r < end; ++r) {
+          const int64_t b = r / (g.out[0] * g.out[1]), o0 = (r / g.out[1]) % g.out[0], o1 = r % g.out[1];
+          const float* xb = x + b * is;
+          const int64_t b0 = o0 * g.s[0] - g.pb[0], b1 = o1 * g.s[1] - g.pb[1];
+          int64_t lo[3], hi[3];
+          TapRange(b0, g.k[0], g.d[0], g.in[0], lo[0], hi[0]);
+          TapRange(b1, g.k[1], g.d[1], g.in[1], lo[1], hi[1]);
+          for (int64_t o2 = 0; o2 < g.out[2]; ++o2) {
+            float* yp = y + (r * g.out[2] + o2) * c;
+            const int64_t b2 = o2 * g.s[2] - g.pb[2];
+            TapRange(b2, g.k[2], g.d[2], g.in[2], lo[2], hi[2]);
+            const int64_t o[3] = {o0, o1, o2};
+            const int64_t cnt = kind == PoolKind::kAvg ? AvgCount(g, include_pad, o, lo, hi) : 1;
+            const bool empty = lo[0] == hi[0] || lo[1] == hi[1] || lo[2] == hi[2];
+            if (empty || cnt <= 0) {
+              for (int64_t i = 0; i < c; ++i) yp[i] = EmptyWindow(kind);
+              continue;
+            }
+            const float divisor = static_cast<float>(cnt);
+            int64_t nrows = 0;
+            bool accumulate = false;
+            for (int64_t k0 = lo[0]; k0 < hi[0]; ++k0)
+              for (int64_t k1 = lo[1]; k1 < hi[1]; ++k1) {
+                const float* line = xb + ((b0 + k0 * g.d[0]) * g.in[1] + b1 + k1 * g.d[1]) * g.in[2] * c;
+                for (int64_t k2 = lo[2]; k2 < hi[2]; ++k2) {
+                  rows[nrows++] = line + (b2 + k2 * g.d[2]) * c;
+                  if (nrows == kTapBatch) {
+                    ReduceRows(ops, kind, rows, nrows, c, yp, accumulate, 1.f);
+                    nrows = 0;
+                    accumulate = true;
+                  }
+                }
+              }
+            ReduceRows(ops, kind, rows, nrows, c, yp, accumulate, divisor);
+          }
+        }
+      },
+      PlaneThreshold(row_work, 1 << 15));
+}
+
+// The pooling layout a com.strata pooling node declares ("layout": NCHW or NHWC); ONNX nodes are NCHW.
+Status ReadLayout(const KernelInfo& info, bool& nhwc) {
+  nhwc = false;
+  if (info.node().domain != "com.strata") return Status::Ok();
+  const std::string v = info.attr_string("layout", "NCHW");
+  if (v != "NCHW" && v != "NHWC") return info.Error("layout must be NCHW or NHWC, got '" + v + "'");
+  nhwc = v == "NHWC";
+  if (nhwc) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, {DType::kFloat}));
+    const ir::TypeInfo* t = info.input_type(0);
+    if (t && t->shape && t->shape->size() != 4) return info.Error("the NHWC layout needs a 4-D input");
+  }
+  return Status::Ok();
+}
+
+// Runs the float32 fast path into an already allocated Y. Returns an error for layouts it cannot
+// take (a channels-last X must be 4-D float32).
+Status PoolF32(const Tensor& X, Tensor& Y, const Geom3& g, PoolKind kind, bool include_pad, bool nhwc) {
+  if (nhwc) {
+    if (X.dtype() != DType::kFloat || X.rank() != 4)
+      return InvalidArgument("channels-last pooling needs a 4-D float32 input, got " + ShapeToString(X.shape()));
+    PoolNhwcF32(g, kind, include_pad, X.dim(0), X.dim(1), X.data<float>(), Y.data<float>());
+  } else {
+    PoolNchwF32(g, kind, include_pad, X.dim(0) * X.dim(1), X.data<float>(), Y.data<float>());
+  }
+  return Status::Ok();
+}
+
 using PoolFloatTypes = TypeList<float, double, Float16, BFloat16>;
 using MaxPoolTypes = TypeList<float, double, Float16, BFloat16, int8_t, uint8_t>;
 
@@ -125,6 +425,9 @@ class MaxPoolKernel final : public OpKernel {
     if (a_.kernel_shape.empty()) return info.Error("kernel_shape is required");
     storage_order_ = info.attr_int("storage_order", 0);
     if (storage_order_ != 0 && storage_order_ != 1) return info.Error("storage_order must be 0 or 1");
+    RETURN_IF_ERROR(ReadLayout(info, nhwc_));
+    if (nhwc_ && info.num_outputs() > 1 && info.output_requested(1))
+      return info.Error("the NHWC layout cannot return Indices");
     return Status::Ok();
   }
   Status Compute(KernelContext& ctx) override {
@@ -134,8 +437,11 @@ class MaxPoolKernel final : public OpKernel {
     RETURN_IF_ERROR(PoolGeom(a_, X.shape(), true, sg, ys));
     const Geom3 g = To3(sg);
     ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), ys));
+    const bool want_indices = ctx.num_outputs() > 1 && ctx.output_requested(1);
+    if (nhwc_ || (X.dtype() == DType::kFloat && !want_indices))
+      return PoolF32(X, *Y, g, PoolKind::kMax, false, nhwc_);
     int64_t* ind = nullptr;
-    if (ctx.num_outputs() > 1 && ctx.output_requested(1)) {
+    if (want_indices) {
       ASSIGN_OR_RETURN(Tensor * I, ctx.AllocateOutput(1, DType::kInt64, ys));
       ind = I->data<int64_t>();
     }
@@ -162,7 +468,7 @@ class MaxPoolKernel final : public OpKernel {
         int64_t bi = -1;
         ForWindow(g, o0, o1, o2, [&](int64_t i0, int64_t i1, int64_t i2) {
           const A v = static_cast<A>(xp[(i0 * g.in[1] + i1) * g.in[2] + i2]);
-          if (bi < 0 || v > best) {
+          if (bi < 0 || v > best || (v != v && best == best)) {  // NaN wins, as in the fast path
             best = v;
             bi = i0 * ist[0] + i1 * ist[1] + i2 * ist[2];
           }
@@ -177,6 +483,7 @@ class MaxPoolKernel final : public OpKernel {
  private:
   SpatialAttrs a_;
   int64_t storage_order_ = 0;
+  bool nhwc_ = false;
 };
 
 // AveragePool and LpPool differ only in how one window is reduced; the geometry, output allocation, dtype
@@ -209,9 +516,17 @@ class AveragePoolKernel final : public OpKernel {
     RETURN_IF_ERROR(a_.Load(info, info.opset() >= 19, info.opset() >= 10));
     if (a_.kernel_shape.empty()) return info.Error("kernel_shape is required");
     count_include_pad_ = info.attr_int("count_include_pad", 0) != 0;
-    return Status::Ok();
+    return ReadLayout(info, nhwc_);
   }
   Status Compute(KernelContext& ctx) override {
+    const Tensor& X = ctx.input_tensor(0);
+    if (nhwc_ || X.dtype() == DType::kFloat) {
+      SpatialGeom sg;
+      Shape ys;
+      RETURN_IF_ERROR(PoolGeom(a_, X.shape(), false, sg, ys));
+      ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), ys));
+      return PoolF32(X, *Y, To3(sg), PoolKind::kAvg, count_include_pad_, nhwc_);
+    }
     return PoolWindows(ctx, a_, false, [&](const Geom3& g, const auto* xp, int64_t o0, int64_t o1, int64_t o2) {
       using A = ComputeType<std::remove_cv_t<std::remove_pointer_t<decltype(xp)>>>;
       A sum = 0;
@@ -228,6 +543,7 @@ class AveragePoolKernel final : public OpKernel {
  private:
   SpatialAttrs a_;
   bool count_include_pad_ = false;
+  bool nhwc_ = false;
 };
 
 float ReadP(const KernelInfo& info) {
@@ -277,6 +593,22 @@ class LpPoolKernel final : public OpKernel {
 
 enum class GlobalKind { kAvg, kMax, kLp };
 
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
+// Channels-last X [n, hw, c] -> Y [n, c]: sums each channel over the positions in order, like the
+// NCHW loop, so both layouts give the same bits.
+void GlobalAvgNhwc(int64_t n, int64_t c, int64_t hw, const float* x, float* y) {
+  for (int64_t b = 0; b < n; ++b) {
+    float* yb = y + b * c;
+    const float* xb = x + b * hw * c;
+    for (int64_t i = 0; i < c; ++i) yb[i] = 0.f;
+    for (int64_t p = 0; p < hw; ++p)
+      for (int64_t i = 0; i < c; ++i) yb[i] += xb[p * c + i];
+    for (int64_t i = 0; i < c; ++i) yb[i] = hw ? yb[i] / static_cast<float>(hw) : 0.f;
+  }
+}
+#pragma GCC pop_options
+
 template <GlobalKind K>
 class GlobalPoolKernel final : public OpKernel {
  public:
@@ -286,7 +618,7 @@ class GlobalPoolKernel final : public OpKernel {
       p_ = ReadP(info);
       if (!(p_ > 0)) return info.Error("p must be positive");
     }
-    return Status::Ok();
+    return ReadLayout(info, nhwc_);
   }
   Status Compute(KernelContext& ctx) override {
     const Tensor& X = ctx.input_tensor(0);
@@ -296,6 +628,14 @@ class GlobalPoolKernel final : public OpKernel {
     ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), ys));
     const int64_t planes = X.dim(0) * X.dim(1);
     const int64_t is = planes ? X.numel() / planes : 0;
+    if (nhwc_) {  // Y [N, C, 1, 1] is the same in either layout
+      if constexpr (K != GlobalKind::kAvg) return Unsupported("channels-last GlobalMaxPool/GlobalLpPool");
+      if (X.dtype() != DType::kFloat || X.rank() != 4)
+        return InvalidArgument("channels-last GlobalAveragePool needs a 4-D float32 input, got " +
+                               ShapeToString(X.shape()));
+      GlobalAvgNhwc(X.dim(0), X.dim(1), is, X.data<float>(), Y->data<float>());
+      return Status::Ok();
+    }
     return Dispatch(PoolFloatTypes{}, X.dtype(), [&](auto* tag) -> Status {
       using T = std::remove_pointer_t<decltype(tag)>;
       using A = ComputeType<T>;
@@ -329,6 +669,7 @@ class GlobalPoolKernel final : public OpKernel {
 
  private:
   float p_ = 2.f;
+  bool nhwc_ = false;
 };
 
 using UnpoolTypes = TypeList<float, double, Float16, BFloat16>;
@@ -476,6 +817,15 @@ const KernelRegistrar kGlobalMaxPool{{.op_type = "GlobalMaxPool", .since = 1, .u
 const KernelRegistrar kGlobalLpPool{{.op_type = "GlobalLpPool", .since = 1, .until = 18,
                                      .dtypes = DTypesOf(PoolFloatTypes{}),
                                      .factory = MakeKernel<GlobalPoolKernel<GlobalKind::kLp>>}};
+// The channels-last forms the conv-layout pass writes (attribute "layout"; docs/passes.md). The node
+// keeps the ONNX opset it was written for in its opset override, so the attributes mean the same.
+const KernelRegistrar kStrataMaxPool{{.op_type = "MaxPool", .domain = "com.strata", .since = 1, .until = 18,
+                                      .dtypes = {DType::kFloat}, .factory = MakeKernel<MaxPoolKernel>}};
+const KernelRegistrar kStrataAveragePool{{.op_type = "AveragePool", .domain = "com.strata", .since = 1, .until = 18,
+                                          .dtypes = {DType::kFloat}, .factory = MakeKernel<AveragePoolKernel>}};
+const KernelRegistrar kStrataGlobalAveragePool{{.op_type = "GlobalAveragePool", .domain = "com.strata", .since = 1,
+                                                .until = 18, .dtypes = {DType::kFloat},
+                                                .factory = MakeKernel<GlobalPoolKernel<GlobalKind::kAvg>>}};
 const KernelRegistrar kMaxUnpool{{.op_type = "MaxUnpool", .since = 9, .until = 18, .dtypes = DTypesOf(UnpoolTypes{}),
                                   .factory = MakeKernel<MaxUnpoolKernel>}};
 const KernelRegistrar kMaxRoiPool{{.op_type = "MaxRoiPool", .since = 1, .until = 18,
