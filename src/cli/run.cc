@@ -19,6 +19,7 @@ struct RunArgs {
   std::string format = "pb";
   bool no_shape_check = false;
   int opt_level = 3;
+  int threads = 0;
 };
 
 int Fail(const Status& st) {
@@ -30,6 +31,7 @@ int Run(const RunArgs& a) {
   SessionOptions opts;
   opts.check_input_shapes = !a.no_shape_check;
   opts.opt_level = a.opt_level;
+  opts.num_threads = a.threads;
   auto session = Session::Load(a.model, opts);
   if (!session.ok()) return Fail(session.status());
   std::vector<size_t> missing;
@@ -69,6 +71,7 @@ void AddRunCommand(CLI::App& app) {
   cmd->add_option("--input", args->inputs, "NAME=FILE (.npy or TensorProto/SequenceProto/OptionalProto .pb)");
   cmd->add_option("--inputs", args->input_dir, "directory with input_<k>.pb in graph-input order");
   cmd->add_option("--output-dir", args->output_dir, "where output_<k>.pb/.npy go")->capture_default_str();
+  cmd->add_option("--threads", args->threads, "intra-op threads (0: physical cores)");
   cmd->add_option("--format", args->format, "output format")->check(CLI::IsMember({"pb", "npy"}))->capture_default_str();
   cmd->add_flag("--no-shape-check", args->no_shape_check,
                 "trust input data over the model's declared input shapes (dtypes are still checked); "

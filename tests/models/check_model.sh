@@ -1,8 +1,9 @@
 #!/bin/sh
 # Exports one reference model from Debian's torch (cached in WORKDIR), runs it through
-# `strata run`, and compares the outputs with torch's.   check_model.sh STRATA NAME OPSET WORKDIR
+# `strata run`, and compares the outputs with torch's.   check_model.sh STRATA NAME OPSET WORKDIR [THREADS]
+# (THREADS matters because some kernels differ by thread count: Winograd convolutions run at 1 thread only.)
 set -eu
-strata=$1 name=$2 opset=$3 work=$4
+strata=$1 name=$2 opset=$3 work=$4 threads=${5:-0}
 here=$(cd "$(dirname "$0")" && pwd)
 dir="$work/opset$opset/$name"
 if [ ! -f "$dir/ref_0.npy" ]; then
@@ -16,5 +17,5 @@ names = [i.name for i in m.graph.input if i.name not in inits]
 print(' '.join(f'--input {n}=$dir/input_{k}.npy' for k, n in enumerate(names)))")
 rm -rf "$dir/out"
 # shellcheck disable=SC2086
-"$strata" run "$dir/model.onnx" $inputs --output-dir "$dir/out" --format npy
+"$strata" run "$dir/model.onnx" $inputs --output-dir "$dir/out" --format npy --threads "$threads"
 /usr/bin/python3 "$here/compare.py" "$dir" "$dir/out"
