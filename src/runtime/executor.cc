@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
-#include <map>
 #include <cstring>
+#include <map>
 
 #include "core/dtype_names.h"
 #include "core/large_buffer.h"
@@ -105,9 +105,6 @@ class GraphCompiler {
 
   Status CompileNode(const ir::Node& node);
   void DropReleasedConstants();
-  bool IsOutputSlot(int slot) const {
-    return std::find(out_->output_slots_.begin(), out_->output_slots_.end(), slot) != out_->output_slots_.end();
-  }
 
   const ir::Model& model_;
   const ir::Graph& graph_;
@@ -372,18 +369,16 @@ double ContractionFlops(const ir::Node& node, const std::vector<Value>& frame, c
     const auto* heads = node.attr("num_heads");
     const auto* packed = node.attr("packed_qkv");
     const double out = static_cast<double>(NumElements(*y));  // b * h * sq * dv
-    if (heads && heads->i > 0) {
-      const double h = static_cast<double>(heads->i);
-      if (packed && packed->i) return 2 * out * static_cast<double>(a->size() > 1 ? (*a)[1] : 0) * 2;  // d = dv, sk = sq
-      if (!w || w->size() < 2) return 0;
-      const double sk = static_cast<double>((*w)[1]), d = static_cast<double>(w->back()) / h;
-      const double dv = static_cast<double>(y->back()) / h;
-      return 2 * out * sk + 2 * out / dv * sk * d;
+    const double h = heads && heads->i > 0 ? static_cast<double>(heads->i) : 0;
+    double sk = 0, d = 0, dv = static_cast<double>(y->back()) / std::max(h, 1.0);
+    if (h > 0 && packed && packed->i) {  // one [b, s, 3*h*d] input: sk = sq, d = dv
+      sk = a->size() > 1 ? static_cast<double>((*a)[1]) : 0;
+      d = dv;
+    } else if (w && w->size() >= 2) {  // K is [b, sk, h*d] with heads, else [..., d, sk]
+      sk = static_cast<double>(h > 0 ? (*w)[1] : w->back());
+      d = h > 0 ? static_cast<double>(w->back()) / h : static_cast<double>((*w)[w->size() - 2]);
     }
-    if (!w || w->size() < 2) return 0;  // K is [..., d, sk]
-    const double sk = static_cast<double>(w->back()), d = static_cast<double>((*w)[w->size() - 2]);
-    const double dv = static_cast<double>(y->back());
-    return 2 * out * sk + 2 * out / dv * sk * d;
+    return dv > 0 ? 2 * out * sk + 2 * (out / dv) * sk * d : 0;  // P V, then Q K^T
   }
   const double out = static_cast<double>(NumElements(*y));
   if (op == "MatMul" || op == "FusedMatMul") return 2 * out * static_cast<double>(a->back());
@@ -623,7 +618,7 @@ void CompiledGraph::TakeProfile(RunState& state, std::vector<StepTiming>& into) 
     for (size_t k = 0; k < steps_.size(); ++k) {
       const ir::Node& n = *steps_[k].node;
       into[k].node = !n.name.empty() ? n.name : (n.outputs.empty() ? std::string("#") + std::to_string(k) : n.outputs[0]);
-      into[k].op = n.domain.empty() || n.domain == "ai.onnx" ? n.op_type : n.domain + ":" + n.op_type;
+      into[k].op = n.domain == ir::kOnnxDomain ? n.op_type : n.domain + ":" + n.op_type;
     }
   }
   for (size_t k = 0; k < steps_.size(); ++k) {

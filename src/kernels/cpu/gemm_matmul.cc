@@ -271,14 +271,29 @@ class PackedMatMul {
 };
 
 // Rows of A against packed [K, N] weights: A [..., K] -> Y [..., N] (numpy MatMul with a 2-D B).
-Status PackedOutputShape(const Shape& a, const PackedMatMul& p, const char* op, Shape& out, int64_t& M) {
-  if (a.empty() || a.back() != p.K())
-    return InvalidArgument(std::string(op) + ": inner dimensions differ: " + ShapeToString(a) + " x [" +
+Status PackedOutputShape(const Tensor& a, const PackedMatMul& p, const char* op, Shape& out) {
+  if (a.dtype() != DType::kFloat)
+    return InvalidArgument(std::string(op) + ": A is " + std::string(DTypeName(a.dtype())) +
+                           ", but the constant B is float32");
+  if (a.rank() == 0 || a.shape().back() != p.K())
+    return InvalidArgument(std::string(op) + ": inner dimensions differ: " + ShapeToString(a.shape()) + " x [" +
                            std::to_string(p.K()) + "," + std::to_string(p.N()) + "]");
-  out.assign(a.begin(), a.end() - 1);
-  M = NumElements(out);
+  out.assign(a.shape().begin(), a.shape().end() - 1);
   out.push_back(p.N());
   return Status::Ok();
+}
+
+// y = epilogue(A * packed B + bias + residual). When oneDNN has no primitive for this many rows, the
+// plain path runs on the unpacked weights (`fallback` was configured with the same epilogue).
+void RunPacked(PackedMatMul& p, FloatMatMul& fallback, MatMulGeom& geom, const Tensor& A, const float* bias,
+               const float* residual, float* y) {
+  const int64_t M = A.numel() / p.K();
+  if (M == 0) return;
+  // The residual enters as a sum post-op, which accumulates into the destination.
+  if (residual && residual != y) std::copy(residual, residual + M * p.N(), y);
+  if (p.Run(M, A.data<float>(), bias, y)) return;
+  if (!BuildMatMulGeom(A.shape(), Shape{p.K(), p.N()}, geom).ok()) return;  // PackedOutputShape checked it
+  fallback.Run(geom, A.data<float>(), p.PlainWeights(), y, bias, residual);
 }
 
 Shape KnownShape(const KernelInfo& info, int i, bool* known) {
@@ -316,14 +331,10 @@ class MatMulKernel final : public OpKernel {
     const Tensor& A = ctx.input_tensor(0);
     std::lock_guard<std::mutex> lock(mu_);  // the geometry and cached primitives are per-kernel state
     if (packed_.packed()) {
-      if (A.dtype() != DType::kFloat) return InvalidArgument("MatMul: A and B dtypes differ");
       Shape out;
-      int64_t M = 0;
-      RETURN_IF_ERROR(PackedOutputShape(A.shape(), packed_, "MatMul", out, M));
+      RETURN_IF_ERROR(PackedOutputShape(A, packed_, "MatMul", out));
       ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kFloat, out));
-      if (M == 0 || packed_.Run(M, A.data<float>(), nullptr, Y->data<float>())) return Status::Ok();
-      RETURN_IF_ERROR(BuildMatMulGeom(A.shape(), Shape{packed_.K(), packed_.N()}, geom_));
-      fmm_.Run(geom_, A.data<float>(), packed_.PlainWeights(), Y->data<float>());
+      RunPacked(packed_, fmm_, geom_, A, nullptr, nullptr, Y->data<float>());
       return Status::Ok();
     }
     const Tensor& B = ctx.input_tensor(1);
@@ -382,20 +393,13 @@ class FusedMatMulKernel final : public OpKernel {
     const Tensor& A = ctx.input_tensor(0);
     std::lock_guard<std::mutex> lock(mu_);  // the geometry and cached primitives are per-kernel state
     if (packed_.packed()) {
-      if (A.dtype() != DType::kFloat) return InvalidArgument("FusedMatMul: A and B must be float32");
       Shape out;
-      int64_t M = 0;
-      RETURN_IF_ERROR(PackedOutputShape(A.shape(), packed_, "FusedMatMul", out, M));
+      RETURN_IF_ERROR(PackedOutputShape(A, packed_, "FusedMatMul", out));
       const float* bias = nullptr;
       const float* residual = nullptr;
       RETURN_IF_ERROR(EpilogueInputs(ctx, packed_.N(), out, bias, residual));
       ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kFloat, out));
-      if (M == 0) return Status::Ok();
-      float* y = Y->data<float>();
-      if (residual && residual != y) std::copy(residual, residual + M * packed_.N(), y);
-      if (packed_.Run(M, A.data<float>(), bias, y)) return Status::Ok();
-      RETURN_IF_ERROR(BuildMatMulGeom(A.shape(), Shape{packed_.K(), packed_.N()}, geom_));
-      fmm_.Run(geom_, A.data<float>(), packed_.PlainWeights(), y, bias, residual);
+      RunPacked(packed_, fmm_, geom_, A, bias, residual, Y->data<float>());
       return Status::Ok();
     }
     const Tensor& B = ctx.input_tensor(1);
