@@ -2,10 +2,12 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "core/dtype.h"
+#include "core/large_buffer.h"
 #include "core/npy.h"
 #include "core/tensor.h"
 
@@ -104,4 +106,18 @@ TEST(Npy, RoundTripAndRejectsGarbage) {
 }
 
 }  // namespace
+TEST(LargeBuffer, AlignedAndWritableAtEverySize) {
+  for (size_t bytes : {size_t{0}, size_t{1}, size_t{100}, (size_t{2} << 20) - 1, size_t{2} << 20, (size_t{5} << 20) + 3}) {
+    SCOPED_TRACE(bytes);
+    LargeBuffer b = AllocateLargeBuffer(bytes);
+    ASSERT_NE(b.get(), nullptr);
+    const auto at = reinterpret_cast<uintptr_t>(b.get());
+    EXPECT_EQ(at % 64, 0u);
+    if (bytes >= (size_t{2} << 20)) {
+      EXPECT_EQ(at % (size_t{2} << 20), 0u);  // huge-page aligned
+    }
+    std::memset(b.get(), 0x5A, bytes);
+  }
+}
+
 }  // namespace strata
