@@ -320,7 +320,11 @@ class AttentionRecognition final : public GraphPass {
     ir::Node att;
     std::vector<int> absorbed;
     int last = -1;
-    if (auto heads = MatchHeads(ed, mm1, mm2, rank, &att.inputs, &scale, &absorbed, &last)) {
+    // The heads layout sees rank-3 scores as [b, 1, sq, sk]: a mask written against [b, sq, sk] would
+    // no longer line up with them, so rank-3 graphs with a mask keep the core form.
+    std::optional<int64_t> heads;
+    if (rank != 3 || mask.empty()) heads = MatchHeads(ed, mm1, mm2, rank, &att.inputs, &scale, &absorbed, &last);
+    if (heads) {
       att.attributes.push_back(MakeAttr("num_heads", *heads));
       if (att.inputs.size() == 1) {  // Q, K and V are the thirds of one tensor
         att.inputs.resize(3);

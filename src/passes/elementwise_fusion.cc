@@ -33,6 +33,7 @@ namespace {
 constexpr int kOrder = order::kEpilogue + 5;
 // Bounds the program (and the kernel's per-thread register file).
 constexpr size_t kMaxGroupNodes = 48;
+constexpr size_t kMaxGroupInputs = 64;  // what the kernel accepts (fused_elementwise.cc)
 constexpr int64_t kMaxRank = 8;
 
 // How one node enters the program. `args` are the value names it reads as operands (in order).
@@ -286,6 +287,7 @@ class ElementwiseFusion final : public GraphPass {
     // has no instruction for it).
     if (ops.empty() || id.at(sink.outputs[0]) != static_cast<int64_t>(inputs.size() + immediates.size() + ops.size() - 1))
       return std::nullopt;
+    if (inputs.size() > kMaxGroupInputs) return std::nullopt;
 
     ir::Node f;
     f.op_type = "FusedElementwise";

@@ -198,6 +198,28 @@ TEST(AttentionRecognition, SingleHeadRank3) {
   EXPECT_EQ(Count(c, "Transpose"), 0);
 }
 
+TEST(AttentionRecognition, SingleHeadRank3WithMaskAtBatch2) {
+  // A [b, 1, sk] mask lines up with rank-3 scores [b, sq, sk]; it must still do so after the rewrite
+  // (the one-head layout would see scores [b, 1, sq, sk] and mismatch the mask at b > 1).
+  ModelBuilder b;
+  b.Input("x", TP::FLOAT, {2, 9, 24}).Input("m", TP::FLOAT, {2, 1, 9}).Output("y", TP::FLOAT, {2, 9, 24});
+  RandomInit(b, "wq", {24, 24}, 1);
+  RandomInit(b, "wk", {24, 24}, 2);
+  RandomInit(b, "wv", {24, 24}, 3);
+  ScalarInit(b, "c", 0.2f);
+  b.Node("MatMul", {"x", "wq"}, {"q"});
+  b.Node("MatMul", {"x", "wk"}, {"k"});
+  b.Node("MatMul", {"x", "wv"}, {"v"});
+  Perm(b.Node("Transpose", {"k"}, {"kt"}), {0, 2, 1});
+  b.Node("MatMul", {"q", "kt"}, {"s"});
+  b.Node("Mul", {"s", "c"}, {"sc"});
+  b.Node("Add", {"sc", "m"}, {"sm"});
+  SetInt(b.Node("Softmax", {"sm"}, {"p"}), "axis", -1);
+  b.Node("MatMul", {"p", "v"}, {"y"});
+  const OpCounts c = CheckOptimized(b, 3);
+  EXPECT_EQ(Count(c, "Attention"), 1);
+}
+
 TEST(AttentionRecognition, CoreForm) {
   // Q [b, h, s, d], K^T [b, h, d, s], V [b, h, s, d] as graph inputs: nothing to absorb around them.
   ModelBuilder b;

@@ -2,6 +2,7 @@
 // unoptimised and at -O3 on inputs full of special values (NaN, +-inf, -0, subnormals, overflow), over
 // sizes with block tails, at every ISA level and on 1 and 2 threads; outputs must agree to 1 ulp
 // with NaN where NaN and the same sign on zeros.
+#include <cstdio>
 #include <cstring>
 
 #include "kernels/cpu/vec_math.h"
@@ -376,6 +377,25 @@ TEST(ElementwiseFusion, MalformedProgramsFailAtLoad) {
   EXPECT_FALSE(load({}, {}).ok());                                    // empty program
   const Status st = load({"Relu"}, {-5, -1, -1});
   EXPECT_NE(st.ToString().find("operand 0"), std::string::npos) << st.ToString();
+}
+
+TEST(ElementwiseFusion, GroupsWithMoreInputsThanTheKernelTakesStayUnfused) {
+  // Max over 70 inputs, then Relu: one group would need 70 inputs (the kernel takes 64), so the model
+  // must still load and run, unfused.
+  ModelBuilder b;
+  std::vector<std::string> xs;
+  for (int i = 0; i < 70; ++i) {
+    char name[8];
+    std::snprintf(name, sizeof name, "x%d", i);
+    xs.emplace_back(name);
+    b.Input(xs.back(), TP::FLOAT, {5});
+  }
+  b.Output("y", TP::FLOAT, {5});
+  b.Node("Max", xs, {"m"});
+  b.Node("Relu", {"m"}, {"y"});
+  const OpCounts c = CheckOptimized(b, 3);
+  EXPECT_EQ(Count(c, "FusedElementwise"), 0);
+  EXPECT_EQ(Count(c, "Max"), 1);
 }
 
 }  // namespace
