@@ -299,5 +299,33 @@ TEST(AttentionKernel, RejectsBadShapes) {
   EXPECT_NE(st.ToString().find("Attention"), std::string::npos) << st.ToString();
 }
 
+TEST(AttentionKernel, RejectsPackedWidthsThatDoNotSplitIntoHeads) {
+  // A hand-written node: 3 * num_heads wraps to 2 here, and [1, 2, 6] does not hold 3 * h * d
+  // for any d >= 1. Either must be an error, never an output left unwritten.
+  for (int64_t heads : {int64_t{4}, int64_t{6148914691236517206}}) {
+    SCOPED_TRACE(heads);
+    ModelBuilder mb;
+    auto* imp = mb.proto().add_opset_import();
+    imp->set_domain("com.strata");
+    imp->set_version(1);
+    mb.Input("qkv", TP::FLOAT, {1, 2, 6}).Output("y", TP::FLOAT, {1, 2, 2});
+    auto& n = mb.Node("Attention", {"qkv", "", ""}, {"y"});
+    n.set_domain("com.strata");
+    SetFloat(n, "scale", 1.f);
+    SetInt(n, "num_heads", heads);
+    SetInt(n, "packed_qkv", 1);
+    SessionOptions o;
+    o.opt_level = 0;
+    o.check_input_shapes = false;
+    auto s = Session::FromModel(Import(mb), o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    std::vector<Value> in, out;
+    in.emplace_back(Tensor(DType::kFloat, {1, 2, 6}));
+    const Status st = (*s)->Run(in, out);
+    EXPECT_FALSE(st.ok());
+    EXPECT_NE(st.ToString().find("packed QKV"), std::string::npos) << st.ToString();
+  }
+}
+
 }  // namespace
 }  // namespace strata::testing

@@ -392,7 +392,7 @@ class AttentionKernel final : public OpKernel {
     if (packed_) {
       const Tensor& X = ctx.input_tensor(0);
       const int64_t h = heads_;
-      if (X.dtype() != DType::kFloat || X.rank() != 3 || X.dim(2) % (3 * h) != 0)
+      if (X.dtype() != DType::kFloat || X.rank() != 3 || X.dim(2) % 3 != 0 || (X.dim(2) / 3) % h != 0)
         return InvalidArgument(ctx.Where() + "packed QKV must be float32 [batch, seq, 3*" + std::to_string(h) +
                                "*dim], got " + ShapeToString(X.shape()));
       const int64_t w = X.dim(2) / 3;
