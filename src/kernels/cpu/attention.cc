@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <vector>
 
 #include "kernels/cpu/common.h"
@@ -54,12 +55,6 @@ struct Problem {
   bool causal = false;
 };
 
-// Grows, never shrinks: after the first run with the largest shapes no run allocates.
-float* ThreadScratch(size_t n) {
-  thread_local std::vector<float> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
-}
 
 // ---- score and P.V tiles: scalar fallback ----
 namespace scalar {
@@ -280,7 +275,8 @@ bool SkippedKeysVanish(float fill, float row_max) {
 // Query rows [i0, i1) of head (b, h).
 void RunRows(const Problem& p, const Tiles& t, const vec::Kernels& vk, int64_t b, int64_t h, int64_t i0, int64_t i1) {
   const int64_t ldk = (p.sk + kLanes - 1) / kLanes * kLanes;
-  float* kt = ThreadScratch(static_cast<size_t>((p.d + kRows) * ldk));
+  float* kt = ThreadScratch(0, static_cast<size_t>((p.d + kRows) * ldk));
+  if (!kt) throw std::bad_alloc();  // as the std::vector this replaced did
   float* s = kt + p.d * ldk;
   // K^T [d][ldk], zero padding on the right so that full-vector tiles read defined values.
   const float* kb = p.k + b * p.k_b + h * p.k_h;

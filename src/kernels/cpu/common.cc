@@ -1,6 +1,7 @@
 #include "kernels/cpu/common.h"
 
 #include "core/dtype_names.h"
+#include "core/large_buffer.h"
 
 #include <algorithm>
 
@@ -72,6 +73,23 @@ Result<std::vector<int64_t>> ReadInt64s(const Tensor& t) {
   std::vector<int64_t> v(static_cast<size_t>(t.numel()));
   for (int64_t i = 0; i < t.numel(); ++i) v[static_cast<size_t>(i)] = t.GetAsInt64(i);
   return v;
+}
+
+float* ThreadScratch(int slot, size_t floats) {
+  struct Slot {
+    LargeBuffer buffer;
+    size_t floats = 0;
+  };
+  thread_local Slot slots[4];
+  Slot& s = slots[slot];
+  floats = std::max<size_t>(floats, 16);  // an empty request still gets a valid pointer
+  if (s.floats < floats) {
+    s.buffer.reset();  // free first: the old contents are not kept, and two copies would double the peak
+    const size_t grown = std::max(floats, s.floats + s.floats / 2);  // fewer regrowths while shapes climb
+    s.buffer = AllocateLargeBuffer(grown * sizeof(float));
+    s.floats = s.buffer ? grown : 0;
+  }
+  return static_cast<float*>(s.buffer.get());
 }
 
 }  // namespace strata::cpu

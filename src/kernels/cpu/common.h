@@ -120,6 +120,12 @@ inline Result<int> NormalizeAxis(int64_t axis, int rank, const KernelContext& ct
   return r;
 }
 
+// Per-thread scratch for kernels: grows to the largest request and is then reused, so steady-state
+// runs do not allocate. `slot` (0..3) separates buffers one caller holds at the same time; nothing
+// may keep a pointer past its Compute (the next kernel on the thread reuses the slots). 64-byte
+// aligned, uninitialised; null when out of memory.
+float* ThreadScratch(int slot, size_t floats);
+
 // Reads a 1-D (or scalar) integer tensor (int32/int64) into a vector.
 Result<std::vector<int64_t>> ReadInt64s(const Tensor& t);
 

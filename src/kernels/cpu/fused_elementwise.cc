@@ -15,6 +15,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -112,14 +113,6 @@ constexpr int64_t kBlock = 512;
 constexpr int kMaxRank = 8;
 constexpr int kMaxInputs = 64;
 
-// A thread's register file: at least `floats` floats, 64-byte aligned. Grows on first use only.
-float* Registers(size_t floats) {
-  thread_local std::vector<float> buf;
-  constexpr size_t kPad = 64 / sizeof(float);
-  if (buf.size() < floats + kPad) buf.resize(floats + kPad);
-  auto p = reinterpret_cast<uintptr_t>(buf.data());
-  return reinterpret_cast<float*>((p + 63) & ~uintptr_t{63});
-}
 
 struct Instr {
   Op op;
@@ -248,7 +241,8 @@ class FusedElementwiseKernel final : public OpKernel {
     ParallelFor(
         blocks,
         [&](int64_t b0, int64_t b1) {
-          float* regs = Registers(reg_floats);
+          float* regs = ThreadScratch(0, reg_floats);  // the thread's register file
+          if (!regs) throw std::bad_alloc();  // as the std::vector this replaced did
           // Registers [0, num_regs_) hold immediates and results; then one per input to gather into.
           float* in_regs = regs + static_cast<size_t>(num_regs_) * kBlock;
           for (size_t k = 0; k < immediates_.size(); ++k) isa.convert(DType::kFloat, &immediates_[k], 0, regs + k * kBlock, kBlock);

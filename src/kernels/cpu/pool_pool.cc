@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <vector>
 
 #include "kernels/cpu/nn_common.h"
@@ -280,9 +281,8 @@ void PoolNchwF32(const Geom3& g, PoolKind kind, bool include_pad, int64_t planes
   ParallelFor(
       out_rows,
       [&](int64_t begin, int64_t end) {
-        thread_local std::vector<float> tmp_store;  // grows once per thread, then reused
-        if (static_cast<int64_t>(tmp_store.size()) < g.in[2]) tmp_store.resize(static_cast<size_t>(g.in[2]));
-        float* tmp = tmp_store.data();
+        float* tmp = ThreadScratch(0, static_cast<size_t>(g.in[2]));
+        if (!tmp) throw std::bad_alloc();  // as the std::vector this replaced did
         const float* rows[kTapBatch];
         const __m128 v_nan = _mm_set_ss(std::numeric_limits<float>::quiet_NaN());
         for (int64_t r = begin; r < end; ++r) {
