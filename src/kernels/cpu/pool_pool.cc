@@ -254,8 +254,8 @@ RowOps ActiveRowOps() {
 // Tap pointers are reduced in batches of this many (windows larger than that are rare).
 constexpr int64_t kTapBatch = 64;
 
-// Reduces `rows` (nrows of them, n floats each) into y, batch by batch, and fills y with the empty
-// window's value when there are no rows.
+// Reduces `rows` (nrows of them, n floats each) into y: max, or sum times 1/divisor; `accumulate`
+// folds y's previous contents in (the callers reduce long windows in batches of kTapBatch).
 inline void ReduceRows(const RowOps& ops, PoolKind kind, const float* const* rows, int64_t nrows, int64_t n,
                        float* y, bool accumulate, float divisor) {
   if (kind == PoolKind::kMax) ops.max(rows, nrows, n, y, accumulate);
@@ -310,25 +310,23 @@ void PoolNchwF32(const Geom3& g, PoolKind kind, bool include_pad, int64_t planes
               }
             }
           ReduceRows(ops, kind, rows, nrows, g.in[2], tmp, accumulate, 1.f);
-          const int64_t o[3] = {o0, o1, 0};
           for (int64_t o2 = 0; o2 < g.out[2]; ++o2) {
-            const int64_t b2 = o2 * g.s[2] - g.pb[2];
+            const int64_t b2 = o2 * g.s[2] - g.pb[2];  // may be negative: index tmp only at valid taps
             TapRange(b2, g.k[2], g.d[2], g.in[2], lo[2], hi[2]);
-            const float* t = tmp + b2;
             if (kind == PoolKind::kMax) {
               // Branch-free SSE scalar max: compare-and-branch mispredicts on every other tap.
               __m128 best = _mm_set_ss(EmptyWindow(kind)), nan = _mm_setzero_ps();
               for (int64_t k2 = lo[2]; k2 < hi[2]; ++k2) {
-                const __m128 v = _mm_load_ss(t + k2 * g.d[2]);
+                const __m128 v = _mm_load_ss(tmp + b2 + k2 * g.d[2]);
                 nan = _mm_or_ps(nan, _mm_cmpunord_ss(v, v));
                 best = _mm_max_ss(best, v);
               }
               yr[o2] = _mm_cvtss_f32(_mm_or_ps(_mm_and_ps(nan, v_nan), _mm_andnot_ps(nan, best)));
             } else {
               float sum = 0.f;
-              for (int64_t k2 = lo[2]; k2 < hi[2]; ++k2) sum += t[k2 * g.d[2]];
-              const int64_t oo[3] = {o[0], o[1], o2};
-              const int64_t cnt = AvgCount(g, include_pad, oo, lo, hi);
+              for (int64_t k2 = lo[2]; k2 < hi[2]; ++k2) sum += tmp[b2 + k2 * g.d[2]];
+              const int64_t o[3] = {o0, o1, o2};
+              const int64_t cnt = AvgCount(g, include_pad, o, lo, hi);
               yr[o2] = cnt > 0 && hi[2] > lo[2] ? sum / static_cast<float>(cnt) : 0.f;
             }
           }
