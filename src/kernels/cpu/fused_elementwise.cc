@@ -16,10 +16,12 @@
 #include <cmath>
 #include <cstring>
 #include <new>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "kernels/cpu/common.h"
+#include "kernels/cpu/tensor_util.h"
 #include "kernels/cpu/vec_math.h"
 
 namespace strata::cpu {
@@ -206,27 +208,20 @@ class FusedElementwiseKernel final : public OpKernel {
 
   Status Compute(KernelContext& ctx) override {
     // The output is the broadcast of every input.
-    Shape out_shape;
+    const Shape* shapes[kMaxInputs];
     for (int i = 0; i < num_inputs_; ++i) {
       const Tensor& t = ctx.input_tensor(i);
       if (!Supported(t.dtype()))
         return InvalidArgument(ctx.Where() + "input " + std::to_string(i) + " has dtype " +
                                std::string(DTypeName(t.dtype())) + "; expected float32, int32, int64 or bool");
-      const Shape& s = t.shape();
-      if (s.size() > kMaxRank)
-        return InvalidArgument(ctx.Where() + "input " + std::to_string(i) + " has rank " + std::to_string(s.size()) +
+      if (t.rank() > kMaxRank)
+        return InvalidArgument(ctx.Where() + "input " + std::to_string(i) + " has rank " + std::to_string(t.rank()) +
                                "; at most " + std::to_string(kMaxRank) + " is supported");
-      if (s.size() > out_shape.size()) out_shape.insert(out_shape.begin(), s.size() - out_shape.size(), 1);
-      const size_t off = out_shape.size() - s.size();
-      for (size_t d = 0; d < s.size(); ++d) {
-        int64_t& o = out_shape[off + d];
-        if (o == s[d] || s[d] == 1) continue;
-        if (o != 1)
-          return InvalidArgument(ctx.Where() + "input " + std::to_string(i) + " of shape " + ShapeToString(s) +
-                                 " does not broadcast with the other inputs (" + ShapeToString(out_shape) + ")");
-        o = s[d];
-      }
+      shapes[i] = &t.shape();
     }
+    auto broadcast = BroadcastShapes(std::span<const Shape* const>(shapes, static_cast<size_t>(num_inputs_)));
+    if (!broadcast.ok()) return broadcast.status().WithContext(ctx.Where());
+    const Shape& out_shape = *broadcast;
     ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, DType::kFloat, out_shape));
     const int64_t total = y->numel();
     if (total == 0) return Status::Ok();
@@ -293,26 +288,13 @@ class FusedElementwiseKernel final : public OpKernel {
       return;
     }
     v.mode = InputView::Mode::kGather;
-    const Shape& s = t.shape();
-    const size_t off = out.size() - s.size();
-    int64_t stride = 1;
-    int64_t full[kMaxRank];
-    for (size_t d = out.size(); d-- > 0;) {
-      const int64_t dim = d >= off ? s[d - off] : 1;
-      full[d] = dim == 1 ? 0 : stride;
-      stride *= dim;
-    }
-    v.nd = 0;
-    for (size_t d = 0; d < out.size(); ++d) {
-      if (out[d] == 1) continue;
-      if (v.nd > 0 && v.strides[v.nd - 1] == full[d] * out[d]) {
-        v.dims[v.nd - 1] *= out[d];
-        v.strides[v.nd - 1] = full[d];
-      } else {
-        v.dims[v.nd] = out[d];
-        v.strides[v.nd] = full[d];
-        ++v.nd;
-      }
+    Shape dims = out;
+    Strides strides = BroadcastStrides(t.shape(), out);
+    tensor::CoalesceDims(dims, strides);
+    v.nd = static_cast<int>(dims.size());
+    for (int d = 0; d < v.nd; ++d) {
+      v.dims[d] = dims[static_cast<size_t>(d)];
+      v.strides[d] = strides[static_cast<size_t>(d)];
     }
     if (v.nd == 0) {  // cannot happen for numel > 1; keeps the loop below well defined
       v.dims[0] = 1;
