@@ -27,6 +27,7 @@ struct BenchArgs {
   bool load_only = false;
   int opt_level = 3;
   bool profile = false;
+  int profile_steps = 15;
 };
 
 double Ms(std::chrono::steady_clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
@@ -78,7 +79,7 @@ Result<Value> RandomInput(const ir::ValueInfo& vi, const std::map<std::string, S
 }
 
 // Where the timed runs spent their time: per op type, then the slowest steps.
-void PrintProfile(const std::vector<StepTiming>& steps) {
+void PrintProfile(const std::vector<StepTiming>& steps, size_t slowest) {
   if (steps.empty()) return;
   const double runs = static_cast<double>(std::max<int64_t>(1, steps.front().calls));
   double total = 0;
@@ -100,7 +101,7 @@ void PrintProfile(const std::vector<StepTiming>& steps) {
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return steps[x].seconds > steps[y].seconds; });
   std::printf("  slowest steps:\n");
-  for (size_t i = 0; i < std::min<size_t>(15, order.size()); ++i) {
+  for (size_t i = 0; i < (slowest == 0 ? order.size() : std::min(slowest, order.size())); ++i) {
     const StepTiming& s = steps[order[i]];
     std::printf("  %5zu %-26s %10.4f ms  %s\n", order[i], s.op.c_str(), s.seconds / runs * 1e3, s.node.c_str());
   }
@@ -199,7 +200,7 @@ int Bench(const BenchArgs& a) {
                 static_cast<double>(plan.arena_bytes) * mib, static_cast<double>(plan.planned_bytes) * mib,
                 plan.planned_buffers, plan.heap_buffers);
   }
-  if (a.profile && !a.json) PrintProfile((*session)->TakeProfile());
+  if (a.profile && !a.json) PrintProfile((*session)->TakeProfile(), static_cast<size_t>(std::max(0, a.profile_steps)));
   return 0;
 }
 
@@ -218,6 +219,8 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_flag("--no-memory-plan", args->no_memory_plan, "allocate every tensor on the heap (for comparison)");
   cmd->add_flag("--load-only", args->load_only, "only load and compile the model; report load time and peak RSS");
   cmd->add_flag("--profile", args->profile, "time every step; print time per op type and the slowest steps");
+  cmd->add_option("--profile-steps", args->profile_steps, "with --profile: how many of the slowest steps to list (0: all)")
+      ->capture_default_str();
   AddOptLevelOption(cmd, args->opt_level);
   cmd->callback([args]() { throw CLI::RuntimeError(Bench(*args)); });
 }

@@ -290,7 +290,8 @@ void RunPacked(PackedMatMul& p, FloatMatMul& fallback, MatMulGeom& geom, const T
   const int64_t M = A.numel() / p.K();
   if (M == 0) return;
   // The residual enters as a sum post-op, which accumulates into the destination.
-  if (residual && residual != y) std::copy(residual, residual + M * p.N(), y);
+  if (residual && residual != y)
+    ParallelFor(M * p.N(), [&](int64_t b, int64_t e) { std::copy(residual + b, residual + e, y + b); }, int64_t{1} << 16);
   if (p.Run(M, A.data<float>(), bias, y)) return;
   if (!BuildMatMulGeom(A.shape(), Shape{p.K(), p.N()}, geom).ok()) return;  // PackedOutputShape checked it
   fallback.Run(geom, A.data<float>(), p.PlainWeights(), y, bias, residual);
