@@ -200,7 +200,7 @@ int Bench(const BenchArgs& a) {
                 static_cast<double>(plan.arena_bytes) * mib, static_cast<double>(plan.planned_bytes) * mib,
                 plan.planned_buffers, plan.heap_buffers);
   }
-  if (a.profile && !a.json) PrintProfile((*session)->TakeProfile(), static_cast<size_t>(std::max(0, a.profile_steps)));
+  if (a.profile && !a.json) PrintProfile((*session)->TakeProfile(), static_cast<size_t>(a.profile_steps));
   return 0;
 }
 
@@ -220,6 +220,7 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_flag("--load-only", args->load_only, "only load and compile the model; report load time and peak RSS");
   cmd->add_flag("--profile", args->profile, "time every step; print time per op type and the slowest steps");
   cmd->add_option("--profile-steps", args->profile_steps, "with --profile: how many of the slowest steps to list (0: all)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   AddOptLevelOption(cmd, args->opt_level);
   cmd->callback([args]() { throw CLI::RuntimeError(Bench(*args)); });
