@@ -10,8 +10,6 @@
 namespace strata::cli {
 namespace {
 
-std::string OpName(const ir::Node& n) { return (n.domain == ir::kOnnxDomain ? "" : n.domain + ":") + n.op_type; }
-
 // Declared or inferred type of each value that has one (value_info and graph outputs).
 std::map<std::string, const ir::ValueInfo*> TypeIndex(const ir::Graph& g) {
   std::map<std::string, const ir::ValueInfo*> index;
@@ -26,7 +24,7 @@ void CountOps(const ir::Graph& g, std::map<std::string, int>& hist, int64_t& par
     bytes += static_cast<int64_t>(t.nbytes());
   }
   for (const auto& n : g.nodes) {
-    ++hist[OpName(n)];
+    ++hist[n.QualifiedOpType()];
     for (const auto& a : n.attributes) {
       if (a.g) CountOps(*a.g, hist, params, bytes);
       for (const auto& sg : a.graphs) CountOps(*sg, hist, params, bytes);
@@ -107,7 +105,7 @@ int PrintOptimized(ir::Model& model, int level) {
   const auto types = TypeIndex(*model.graph);
   std::cout << "optimised graph (-O" << level << ", " << report.iterations << " iteration(s)):\n";
   for (const auto& n : model.graph->nodes) {
-    std::cout << "  " << OpName(n);
+    std::cout << "  " << n.QualifiedOpType();
     if (n.opset) std::cout << "-" << n.opset;
     std::cout << "(" << Join(n.inputs) << ") -> " << Join(n.outputs);
     if (!n.outputs.empty()) {

@@ -52,8 +52,10 @@ std::string_view AttributeTypeName(Attribute::Type t) {
 std::string Node::Describe() const {
   std::string who = name.empty() ? (outputs.empty() ? std::string("<unnamed>") : "producing '" + outputs[0] + "'")
                                  : "'" + name + "'";
-  return "node " + who + " (" + (domain == kOnnxDomain ? "" : domain + ":") + op_type + ")";
+  return "node " + who + " (" + QualifiedOpType() + ")";
 }
+
+std::string Node::QualifiedOpType() const { return domain == kOnnxDomain ? op_type : domain + ":" + op_type; }
 
 const ValueInfo* Graph::FindValueInfo(std::string_view value_name) const {
   for (const auto* list : {&inputs, &outputs, &value_info})

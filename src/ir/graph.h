@@ -87,6 +87,8 @@ struct Node {
   }
   // "'name' (Op)" or "#index (Op)", for error messages.
   std::string Describe() const;
+  // op_type, prefixed with "domain:" outside the default ONNX domain.
+  std::string QualifiedOpType() const;
 };
 
 class Graph {

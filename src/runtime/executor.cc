@@ -618,7 +618,7 @@ void CompiledGraph::TakeProfile(RunState& state, std::vector<StepTiming>& into) 
     for (size_t k = 0; k < steps_.size(); ++k) {
       const ir::Node& n = *steps_[k].node;
       into[k].node = !n.name.empty() ? n.name : (n.outputs.empty() ? std::string("#") + std::to_string(k) : n.outputs[0]);
-      into[k].op = n.domain == ir::kOnnxDomain ? n.op_type : n.domain + ":" + n.op_type;
+      into[k].op = n.QualifiedOpType();
     }
   }
   for (size_t k = 0; k < steps_.size(); ++k) {
