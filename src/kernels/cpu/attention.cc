@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "kernels/cpu/common.h"
+#include "kernels/cpu/isa_region.h"
 #include "kernels/cpu/vec_math.h"
 
 namespace strata::cpu {
@@ -101,13 +102,8 @@ void PackKt(const float* k, int64_t k_s, int64_t k_d, int64_t sk, int64_t d, flo
 }  // namespace scalar
 
 // ---- AVX-512 tiles ----
-// Compiled with a target attribute region (as in vec_math.cc) and only called after the CPU check;
-// nothing from the standard library is instantiated inside.
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx2,fma")
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// An ISA region (isa_region.h): only called after the CPU check.
+STRATA_BEGIN_AVX512
 namespace avx512 {
 
 // R rows x C vectors of 16 keys starting at column j0. kt has zero padding up to a multiple of 16.
@@ -258,8 +254,7 @@ void PackKt(const float* k, int64_t k_s, int64_t sk, int64_t d, float* kt, int64
 }
 
 }  // namespace avx512
-#pragma GCC diagnostic pop
-#pragma GCC pop_options
+STRATA_END_AVX512
 
 struct Tiles {
   void (*scores)(const float*, int64_t, const float*, int64_t, int64_t, float, float*, int64_t, int64_t, int64_t);

@@ -22,6 +22,7 @@
 
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/tensor_util.h"
+#include "kernels/cpu/isa_region.h"
 #include "kernels/cpu/vec_math.h"
 
 namespace strata::cpu {
@@ -68,7 +69,7 @@ void SqrtBlock(const float* a, float* d, int64_t n) {
 }
 #include "kernels/cpu/fused_elementwise.inc"
 }  // namespace scalar
-#pragma GCC target("avx2,fma")
+STRATA_BEGIN_AVX2
 namespace avx2 {
 void SqrtBlock(const float* a, float* d, int64_t n) {
   int64_t i = 0;
@@ -77,16 +78,8 @@ void SqrtBlock(const float* a, float* d, int64_t n) {
 }
 #include "kernels/cpu/fused_elementwise.inc"
 }  // namespace avx2
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC optimize("no-trapping-math")
-#pragma GCC target("avx512f,avx512dq,avx512vl,avx2,fma")
-// GCC 12's avx512fintrin.h self-initialises `__Y = __Y` in _mm512_undefined_ps (GCC bug 105593, fixed
-// in 12.3), which trips -Wmaybe-uninitialized once inlined: the warning is about the header.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+STRATA_END_AVX2
+STRATA_BEGIN_AVX512
 namespace avx512 {
 void SqrtBlock(const float* a, float* d, int64_t n) {
   int64_t i = 0;
@@ -96,7 +89,7 @@ void SqrtBlock(const float* a, float* d, int64_t n) {
 }
 #include "kernels/cpu/fused_elementwise.inc"
 }  // namespace avx512
-#pragma GCC diagnostic pop
+STRATA_END_AVX512
 #pragma GCC pop_options
 
 struct IsaOps {

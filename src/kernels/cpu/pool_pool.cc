@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/cpu/nn_common.h"
+#include "kernels/cpu/isa_region.h"
 #include "kernels/cpu/vec_math.h"
 
 namespace strata::cpu {
@@ -178,15 +179,8 @@ void RowsSum(const float* const* rows, int64_t nrows, int64_t n, float* y, bool 
 }  // namespace portable
 #pragma GCC pop_options
 
-// AVX-512 versions: only called after vec::Active() reports AVX-512. Nothing from the standard
-// library is used inside the target region (see vec_math.cc).
-#pragma GCC push_options
-#pragma GCC target("avx512f")
-// GCC 12's avx512fintrin.h self-initialises `__Y = __Y` in its _mm512_undefined_* helpers (GCC bug
-// 105593, fixed in 12.3); the warning is about the header.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// AVX-512 versions, in an ISA region (isa_region.h): only called after vec::Active() reports AVX-512.
+STRATA_BEGIN_AVX512
 namespace avx512 {
 inline __mmask16 TailMask(int64_t left) {
   return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
@@ -243,8 +237,7 @@ void RowsSum(const float* const* rows, int64_t nrows, int64_t n, float* y, bool 
   }
 }
 }  // namespace avx512
-#pragma GCC diagnostic pop
-#pragma GCC pop_options
+STRATA_END_AVX512
 
 RowOps ActiveRowOps() {
   if (vec::Active().isa == vec::Isa::kAvx512) return {avx512::RowsMax, avx512::RowsSum};

@@ -1,10 +1,8 @@
 // Vector back-ends for vec_math.inc and the run-time choice between them.
 //
 // Each back-end is a struct of static inline operations. The AVX2 and AVX-512 ones, and the
-// kernels built on them, sit between `#pragma GCC push_options/target` and `pop_options`, so
-// they carry per-function target attributes and only run after the CPU check in BestIsa().
-// Nothing from the standard library is instantiated inside those regions (an inline function
-// compiled there could otherwise be merged with, and replace, the baseline copy).
+// kernels built on them, sit in ISA regions (isa_region.h), so they only run after the CPU check in
+// BestIsa().
 #include "kernels/cpu/vec_math.h"
 
 #include <immintrin.h>
@@ -13,6 +11,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+
+#include "kernels/cpu/isa_region.h"
 
 namespace strata::cpu::vec {
 namespace {
@@ -76,8 +76,7 @@ using V = Ops;
 // ---------------------------------------------------------------------------------------------
 // AVX2 + FMA back-end: 8 lanes.
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+STRATA_BEGIN_AVX2
 namespace avx2 {
 struct Ops {
   using F = __m256;
@@ -139,18 +138,12 @@ struct Ops {
 using V = Ops;
 #include "kernels/cpu/vec_math.inc"
 }  // namespace avx2
-#pragma GCC pop_options
+STRATA_END_AVX2
 
 // ---------------------------------------------------------------------------------------------
-// AVX-512F back-end: 16 lanes, masked tails, scalef for 2^n (exact subnormal results).
+// AVX-512 back-end: 16 lanes, masked tails, scalef for 2^n (exact subnormal results).
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx2,fma")
-// GCC 12's avx512fintrin.h self-initialises `__Y = __Y` in its _mm512_undefined_* helpers, which
-// trips -Wuninitialized once inlined (GCC bug 105593, fixed in 12.3); the warning is about the header.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+STRATA_BEGIN_AVX512
 namespace avx512 {
 struct Ops {
   using F = __m512;
@@ -196,8 +189,7 @@ struct Ops {
 using V = Ops;
 #include "kernels/cpu/vec_math.inc"
 }  // namespace avx512
-#pragma GCC diagnostic pop
-#pragma GCC pop_options
+STRATA_END_AVX512
 
 // ---------------------------------------------------------------------------------------------
 // Tables and dispatch.
@@ -223,7 +215,9 @@ const Kernels& TableOf(Isa isa) {
 
 Isa DetectIsa() {
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return Isa::kAvx512;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw"))  // what STRATA_BEGIN_AVX512 compiles for
+    return Isa::kAvx512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::kAvx2;
   return Isa::kScalar;
 }

@@ -1,9 +1,9 @@
 // Vectorised f32 micro-kernels over contiguous arrays, with run-time ISA dispatch.
 //
 // Each kernel exists three times, built from one body (vec_math.inc) over three vector back-ends:
-// AVX-512F (16 lanes), AVX2+FMA (8 lanes) and portable scalar code. The best level this CPU
+// AVX-512 F/DQ/VL/BW (16 lanes), AVX2+FMA (8 lanes) and portable scalar code. The best level this CPU
 // supports is chosen once, on first use; the binary itself only assumes baseline x86-64 (the
-// wide variants are compiled with per-function target attributes). The environment variable
+// wide variants are compiled in ISA regions, isa_region.h). The environment variable
 // STRATA_ISA=scalar|avx2|avx512 lowers the level (for benchmarks), ForceIsa() does so in tests.
 //
 // The transcendental functions are Strata's own polynomial approximations, not libm; their
