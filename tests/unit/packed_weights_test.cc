@@ -152,6 +152,38 @@ TEST(PackedWeights, GemmTransposedWeightsWithAlphaBetaAndC) {
   }
 }
 
+// Residuals of more than 64K elements are placed in the destination on all threads (ParallelCopy),
+// and Gemm's beta*C + residual is formed in parallel too: every element must still come out right.
+TEST(PackedWeights, LargeResidualsSplitAcrossThreads) {
+  const int64_t K = 16, N = 33, rows = 2100;  // rows * N > 64K
+  for (bool gemm : {false, true}) {
+    SCOPED_TRACE(gemm ? "FusedGemm" : "FusedMatMul");
+    ModelBuilder b;
+    b.Input("a", TP::FLOAT, {rows, K}).Input("r", TP::FLOAT, {rows, N}).Output("y", TP::FLOAT, {rows, N});
+    const auto w = Values(K * N, 21), c = Values(N, 22);
+    b.Initializer("w", w, {K, N});
+    if (gemm) {
+      b.Initializer("c", c, {N});
+      SetFloat(b.Node("Gemm", {"a", "w", "c"}, {"m"}), "beta", 2.f);
+    } else {
+      b.Node("MatMul", {"a", "w"}, {"m"});
+    }
+    b.Node("Add", {"m", "r"}, {"y"});
+    SessionOptions o;
+    o.num_threads = 2;
+    auto s = Session::FromModel(Import(b), o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_EQ(Count(CountOps((*s)->model()), gemm ? "FusedGemm" : "FusedMatMul"), 1);
+    const Tensor a = FloatTensor({rows, K}, 23), r = FloatTensor({rows, N}, 24);
+    std::vector<Value> out;
+    ASSERT_TRUE((*s)->Run(std::vector<Value>{Value(a), Value(r)}, out).ok());
+    auto want = RowsTimes(a.data<float>(), rows, w, K, N, false);
+    for (int64_t i = 0; i < rows * N; ++i)
+      want[static_cast<size_t>(i)] += (gemm ? 2.0 * c[static_cast<size_t>(i % N)] : 0.0) + r.data<float>()[i];
+    ExpectNear(out[0].tensor(), want);
+  }
+}
+
 TEST(PackedWeights, WeightsOtherReadersNeedAreKept) {
   const int64_t K = 6, N = 6;
   ModelBuilder b;

@@ -4,6 +4,7 @@
 #include "core/large_buffer.h"
 
 #include <algorithm>
+#include <cassert>
 
 namespace strata::cpu {
 
@@ -80,7 +81,8 @@ float* ThreadScratch(int slot, size_t floats) {
     LargeBuffer buffer;
     size_t floats = 0;
   };
-  thread_local Slot slots[4];
+  thread_local Slot slots[kThreadScratchSlots];
+  assert(slot >= 0 && slot < kThreadScratchSlots);
   Slot& s = slots[slot];
   floats = std::max<size_t>(floats, 16);  // an empty request still gets a valid pointer
   if (s.floats < floats) {

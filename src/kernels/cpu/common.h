@@ -77,6 +77,14 @@ void ParallelFor(int64_t n, F&& f, int64_t threshold = kParallelThreshold) {
   }
 }
 
+// dst[0, n) = src[0, n) on all threads when n is large: a residual placed in a destination before a
+// oneDNN sum post-op, on one thread, costs more than a convolution at 2 threads (ResNet-50's 56x56
+// layers). No-op when src == dst.
+inline void ParallelCopy(const float* src, float* dst, int64_t n) {
+  if (src == dst) return;
+  ParallelFor(n, [&](int64_t b, int64_t e) { std::copy(src + b, src + e, dst + b); }, int64_t{1} << 16);
+}
+
 // Calls f(begin, end) over rows [0, rows) of row_elems elements each, split across threads when
 // there are at least two rows and more than min_elems elements in all.
 template <typename F>
@@ -121,9 +129,10 @@ inline Result<int> NormalizeAxis(int64_t axis, int rank, const KernelContext& ct
 }
 
 // Per-thread scratch for kernels: grows to the largest request and is then reused, so steady-state
-// runs do not allocate. `slot` (0..3) separates buffers one caller holds at the same time; nothing
+// runs do not allocate. `slot` (0..kThreadScratchSlots-1) separates buffers one caller holds at the same time; nothing
 // may keep a pointer past its Compute (the next kernel on the thread reuses the slots). 64-byte
 // aligned, uninitialised; null when out of memory.
+inline constexpr int kThreadScratchSlots = 4;
 float* ThreadScratch(int slot, size_t floats);
 
 // Reads a 1-D (or scalar) integer tensor (int32/int64) into a vector.

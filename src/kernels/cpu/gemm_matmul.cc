@@ -138,7 +138,7 @@ class FloatMatMul {
     if (n == 0) return;
     if (dnnl_.ok && g.K > 0) {
       // The residual enters as a sum post-op, which accumulates into the destination.
-      if (residual && residual != y) std::copy(residual, residual + n, y);
+      if (residual) ParallelCopy(residual, y, n);
       call_.Arg(DNNL_ARG_SRC, dnnl_.a_md, a).Arg(DNNL_ARG_WEIGHTS, dnnl_.b_md, b).Arg(DNNL_ARG_DST, dnnl_.y_md, y);
       if (bias_) call_.Arg(DNNL_ARG_BIAS, dnnl_.bias_md, bias);
       call_.Execute(dnnl_.prim);
@@ -248,10 +248,11 @@ class PackedMatMul {
   const Entry* Find(int64_t m) {
     for (const Entry& e : entries_)
       if (e.m == m) return &e;
-    if (failed_m_ == m) return nullptr;
+    if (std::find(failed_m_.begin(), failed_m_.end(), m) != failed_m_.end()) return nullptr;
     Entry e;
-    if (!MakeEntry(m, w_md_, e) || e.pd.weights_desc() != w_md_) {
-      failed_m_ = m;
+    if (!MakeEntry(m, w_md_, e)) {  // remembered, so the plain path does not retry it on every run
+      if (failed_m_.size() >= kMaxEntries) failed_m_.erase(failed_m_.begin());
+      failed_m_.push_back(m);
       return nullptr;
     }
     if (entries_.size() >= kMaxEntries) entries_.erase(entries_.begin());
@@ -260,7 +261,8 @@ class PackedMatMul {
   }
 
   bool packed_ = false, bias_ = false;
-  int64_t K_ = 0, N_ = 0, failed_m_ = -1;
+  int64_t K_ = 0, N_ = 0;
+  std::vector<int64_t> failed_m_;  // row counts oneDNN has no primitive for (the last few)
   dnnl::primitive_attr attr_;
   memory::desc plain_md_, w_md_, bias_md_;
   LargeBuffer w_buffer_;
@@ -285,16 +287,16 @@ Status PackedOutputShape(const Tensor& a, const PackedMatMul& p, const char* op,
 
 // y = epilogue(A * packed B + bias + residual). When oneDNN has no primitive for this many rows, the
 // plain path runs on the unpacked weights (`fallback` was configured with the same epilogue).
-void RunPacked(PackedMatMul& p, FloatMatMul& fallback, MatMulGeom& geom, const Tensor& A, const float* bias,
-               const float* residual, float* y) {
+Status RunPacked(PackedMatMul& p, FloatMatMul& fallback, MatMulGeom& geom, const Tensor& A, const float* bias,
+                 const float* residual, float* y) {
   const int64_t M = A.numel() / p.K();
-  if (M == 0) return;
+  if (M == 0) return Status::Ok();
   // The residual enters as a sum post-op, which accumulates into the destination.
-  if (residual && residual != y)
-    ParallelFor(M * p.N(), [&](int64_t b, int64_t e) { std::copy(residual + b, residual + e, y + b); }, int64_t{1} << 16);
-  if (p.Run(M, A.data<float>(), bias, y)) return;
-  if (!BuildMatMulGeom(A.shape(), Shape{p.K(), p.N()}, geom).ok()) return;  // PackedOutputShape checked it
+  if (residual) ParallelCopy(residual, y, M * p.N());
+  if (p.Run(M, A.data<float>(), bias, y)) return Status::Ok();
+  RETURN_IF_ERROR(BuildMatMulGeom(A.shape(), Shape{p.K(), p.N()}, geom));
   fallback.Run(geom, A.data<float>(), p.PlainWeights(), y, bias, residual);
+  return Status::Ok();
 }
 
 Shape KnownShape(const KernelInfo& info, int i, bool* known) {
@@ -335,8 +337,7 @@ class MatMulKernel final : public OpKernel {
       Shape out;
       RETURN_IF_ERROR(PackedOutputShape(A, packed_, "MatMul", out));
       ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kFloat, out));
-      RunPacked(packed_, fmm_, geom_, A, nullptr, nullptr, Y->data<float>());
-      return Status::Ok();
+      return RunPacked(packed_, fmm_, geom_, A, nullptr, nullptr, Y->data<float>());
     }
     const Tensor& B = ctx.input_tensor(1);
     if (A.dtype() != B.dtype()) return InvalidArgument("MatMul: A and B dtypes differ");
@@ -400,8 +401,7 @@ class FusedMatMulKernel final : public OpKernel {
       const float* residual = nullptr;
       RETURN_IF_ERROR(EpilogueInputs(ctx, packed_.N(), out, bias, residual));
       ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kFloat, out));
-      RunPacked(packed_, fmm_, geom_, A, bias, residual, Y->data<float>());
-      return Status::Ok();
+      return RunPacked(packed_, fmm_, geom_, A, bias, residual, Y->data<float>());
     }
     const Tensor& B = ctx.input_tensor(1);
     if (A.dtype() != DType::kFloat || B.dtype() != DType::kFloat) return InvalidArgument("FusedMatMul: A and B must be float32");
@@ -581,9 +581,11 @@ class GemmKernel final : public OpKernel {
       auto fill_sum = [&] {
         if (use_c) FillC(M, N, c, *cs, y);
         if (residual && use_c) {
-          for (int64_t i = 0; i < n; ++i) y[i] = beta_ * y[i] + residual[i];
+          ParallelFor(n, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) y[i] = beta_ * y[i] + residual[i];
+          }, int64_t{1} << 16);
         } else if (residual) {
-          std::copy(residual, residual + n, y);
+          ParallelCopy(residual, y, n);
         }
       };
       if (packed_.packed()) {
