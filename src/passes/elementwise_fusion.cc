@@ -14,14 +14,15 @@
 // The node's output is the last instruction's result. Cast to float adds no instruction (values are
 // floats already); Max/Min with more than two inputs become a left fold.
 //
-// It runs after recognition and epilogue fusion (and refuses the activations/Adds that epilogue fusion
-// would fold into a Conv/Gemm/MatMul), so it only takes what nothing fuses better.
+// It runs after recognition and epilogue fusion, and leaves to epilogue fusion whatever that pass
+// would fold next (EpilogueFusionTakes), so it only takes what nothing fuses better.
 #include <algorithm>
 #include <limits>
 #include <map>
 #include <optional>
 #include <set>
 
+#include "passes/epilogue_fusion.h"
 #include "passes/graph_editor.h"
 #include "passes/graph_pass.h"
 
@@ -43,11 +44,6 @@ struct OpDesc {
   float alpha = 0, beta = 0;
   bool bool_out = false;  // output holds 0/1 (Not)
 };
-
-bool IsContraction(const ir::Node& n) {
-  if (n.domain == ir::kOnnxDomain) return n.op_type == "Conv" || n.op_type == "Gemm" || n.op_type == "MatMul";
-  return n.domain == kStrataDomain && (n.op_type == "FusedConv" || n.op_type == "FusedGemm" || n.op_type == "FusedMatMul");
-}
 
 bool IsFloat(const GraphEditor& ed, const std::string& v) { return !v.empty() && ed.ElemType(v) == DType::kFloat; }
 
@@ -85,27 +81,6 @@ class ElementwiseFusion final : public GraphPass {
   }
 
  private:
-  // The activations and Adds epilogue fusion folds into the Conv/Gemm/MatMul producing their input.
-  static bool EpilogueWouldTake(const GraphEditor& ed, const ir::Node& n) {
-    static const std::set<std::string, std::less<>> kActs = {"Relu",        "LeakyRelu", "Clip", "Sigmoid", "Tanh",
-                                                              "HardSigmoid", "HardSwish", "Gelu"};
-    auto fed_by_contraction = [&](const std::string& v) {
-      const int p = ed.Producer(v);
-      return p >= 0 && IsContraction(ed.node(p)) && ed.HasSingleConsumer(v) && IsFloat(ed, v);
-    };
-    if (kActs.count(n.op_type)) return fed_by_contraction(n.inputs[0]);
-    if (n.op_type != "Add" || n.inputs.size() != 2) return false;
-    for (int side = 0; side < 2; ++side) {
-      const std::string& y = n.inputs[static_cast<size_t>(side)];
-      const std::string& other = n.inputs[static_cast<size_t>(1 - side)];
-      if (!fed_by_contraction(y)) continue;
-      const Tensor* c = ed.Constant(other);
-      if (c && c->rank() == 1) return true;  // a MatMul bias
-      if (ed.Rank(other) && ed.Rank(other) == ed.Rank(y)) return true;  // maybe a residual
-    }
-    return false;
-  }
-
   // How node i would enter a program, or nullopt when it cannot.
   static std::optional<OpDesc> Describe(const GraphEditor& ed, int i) {
     const ir::Node& n = ed.node(i);
@@ -153,7 +128,7 @@ class ElementwiseFusion final : public GraphPass {
       const DType from = ed.ElemType(x);
       if (from == DType::kInt64 || from == DType::kInt32 || from == DType::kBool) d = OpDesc{"Cast", {x}};
     }
-    if (!d || EpilogueWouldTake(ed, n)) return std::nullopt;
+    if (!d || EpilogueFusionTakes(ed, i)) return std::nullopt;  // that pass's to fold
     return d;
   }
 

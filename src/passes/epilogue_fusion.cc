@@ -11,7 +11,7 @@
 #include <limits>
 #include <optional>
 
-#include "passes/graph_editor.h"
+#include "passes/epilogue_fusion.h"
 #include "passes/graph_pass.h"
 
 namespace strata::passes {
@@ -84,6 +84,69 @@ bool SameShape(const GraphEditor& ed, const std::string& a, const std::string& b
   return true;
 }
 
+void AppendActivation(ir::Node& f, const Activation& act) {
+  for (auto& a : f.attributes) {
+    if (a.name == "activations") a.strings.push_back(act.name);
+    if (a.name == "activation_alpha") a.floats.push_back(act.alpha);
+    if (a.name == "activation_beta") a.floats.push_back(act.beta);
+  }
+}
+
+// The producer `p` with consumer `c` folded into its epilogue, if `c` fits.
+std::optional<ir::Node> Fuse(const GraphEditor& ed, const ir::Node& p, const ir::Node& c) {
+  const std::string& y = p.outputs[0];
+  const bool fresh = p.domain == ir::kOnnxDomain;
+  const std::vector<std::string> acts = fresh ? std::vector<std::string>{} : Strings(p, "activations");
+  const bool has_residual = !fresh && p.inputs.size() > 3 && !p.inputs[3].empty();
+  const std::string base = fresh ? p.op_type : p.op_type.substr(5);  // "FusedConv" -> "Conv"
+
+  if (auto act = AsActivation(ed, c); act && !c.inputs.empty() && c.inputs[0] == y) {
+    ir::Node f = FusedForm(p);
+    AppendActivation(f, *act);
+    f.outputs = c.outputs;
+    return f;
+  }
+  if (!IsOp(c, "Add", 2) || c.inputs.size() != 2 || c.outputs.size() != 1 || !acts.empty() || has_residual)
+    return std::nullopt;
+  const std::string& other = c.inputs[0] == y ? c.inputs[1] : c.inputs[0];
+  if (other == y || ed.ElemType(other) != DType::kFloat) return std::nullopt;
+
+  // MatMul bias: a constant [N] added over the last axis, before any other epilogue.
+  const Tensor* bias = ed.Constant(other);
+  if (base == "MatMul" && bias && bias->rank() == 1) {
+    const bool has_bias = !fresh && p.inputs.size() > 2 && !p.inputs[2].empty();
+    const ir::TypeInfo* ty = ed.TypeOf(y);
+    const auto ra = ed.Rank(p.inputs[0]), rb = ed.Rank(p.inputs[1]);
+    if (has_bias || !ty || !ty->shape || ty->shape->empty() || !ra || !rb || *ra < 2 || *rb < 2) return std::nullopt;
+    const ir::Dim& last = ty->shape->back();
+    if (!last.known() || last.value != bias->dim(0)) return std::nullopt;
+    ir::Node f = FusedForm(p);
+    f.inputs.resize(std::max<size_t>(f.inputs.size(), 3));
+    f.inputs[2] = other;
+    f.outputs = c.outputs;
+    return f;
+  }
+  // Residual: another tensor of exactly Y's shape (no broadcasting), before any activation.
+  if (!SameShape(ed, y, other) || !SameShape(ed, y, c.outputs[0])) return std::nullopt;
+  ir::Node f = FusedForm(p);
+  f.inputs.resize(4);
+  f.inputs[3] = other;
+  f.outputs = c.outputs;
+  return f;
+}
+
+// The consumer of producer `i`, and the node that folds it in, if epilogue fusion takes it.
+std::optional<std::pair<int, ir::Node>> Foldable(const GraphEditor& ed, int i) {
+  const ir::Node& p = ed.node(i);
+  if (!IsProducer(p) || p.outputs.size() != 1) return std::nullopt;
+  const std::string& y = p.outputs[0];
+  if (ed.ElemType(y) != DType::kFloat || !ed.HasSingleConsumer(y)) return std::nullopt;
+  const int c = ed.Consumers(y)[0];
+  std::optional<ir::Node> fused = Fuse(ed, p, ed.node(c));
+  if (!fused) return std::nullopt;
+  return std::pair{c, std::move(*fused)};
+}
+
 class EpilogueFusion final : public GraphPass {
  public:
   std::string_view name() const override { return "epilogue-fusion"; }
@@ -93,76 +156,29 @@ class EpilogueFusion final : public GraphPass {
     GraphEditor ed(model);
     for (int i = 0; i < ed.num_nodes(); ++i) {
       if (ed.removed(i)) continue;
-      const ir::Node& p = ed.node(i);
-      if (!IsProducer(p) || p.outputs.size() != 1) continue;
-      const std::string y = p.outputs[0];
-      if (ed.ElemType(y) != DType::kFloat || !ed.HasSingleConsumer(y)) continue;
-      const int c = ed.Consumers(y)[0];
-      std::optional<ir::Node> fused = Fuse(ed, p, ed.node(c));
-      if (!fused) continue;
+      auto fold = Foldable(ed, i);
+      if (!fold) continue;
       // The fused node takes the consumer's place: every input it reads is defined before it.
       ed.Remove(i);
-      ed.ReplaceNode(c, std::move(*fused));
+      ed.ReplaceNode(fold->first, std::move(fold->second));
     }
     if (ed.changed()) model.opset_imports[std::string(kStrataDomain)] = 1;
     return ed.Commit();
-  }
-
- private:
-  // The producer `p` with consumer `c` folded into its epilogue, if `c` fits.
-  static std::optional<ir::Node> Fuse(const GraphEditor& ed, const ir::Node& p, const ir::Node& c) {
-    const std::string& y = p.outputs[0];
-    const bool fresh = p.domain == ir::kOnnxDomain;
-    const std::vector<std::string> acts = fresh ? std::vector<std::string>{} : Strings(p, "activations");
-    const bool has_residual = !fresh && p.inputs.size() > 3 && !p.inputs[3].empty();
-    const std::string base = fresh ? p.op_type : p.op_type.substr(5);  // "FusedConv" -> "Conv"
-
-    if (auto act = AsActivation(ed, c); act && !c.inputs.empty() && c.inputs[0] == y) {
-      ir::Node f = FusedForm(p);
-      AppendActivation(f, *act);
-      f.outputs = c.outputs;
-      return f;
-    }
-    if (!IsOp(c, "Add", 2) || c.inputs.size() != 2 || c.outputs.size() != 1 || !acts.empty() || has_residual)
-      return std::nullopt;
-    const std::string& other = c.inputs[0] == y ? c.inputs[1] : c.inputs[0];
-    if (other == y || ed.ElemType(other) != DType::kFloat) return std::nullopt;
-
-    // MatMul bias: a constant [N] added over the last axis, before any other epilogue.
-    const Tensor* bias = ed.Constant(other);
-    if (base == "MatMul" && bias && bias->rank() == 1) {
-      const bool has_bias = !fresh && p.inputs.size() > 2 && !p.inputs[2].empty();
-      Shape ys;
-      const ir::TypeInfo* ty = ed.TypeOf(y);
-      const auto ra = ed.Rank(p.inputs[0]), rb = ed.Rank(p.inputs[1]);
-      if (has_bias || !ty || !ty->shape || ty->shape->empty() || !ra || !rb || *ra < 2 || *rb < 2) return std::nullopt;
-      const ir::Dim& last = ty->shape->back();
-      if (!last.known() || last.value != bias->dim(0)) return std::nullopt;
-      ir::Node f = FusedForm(p);
-      f.inputs.resize(std::max<size_t>(f.inputs.size(), 3));
-      f.inputs[2] = other;
-      f.outputs = c.outputs;
-      return f;
-    }
-    // Residual: another tensor of exactly Y's shape (no broadcasting), before any activation.
-    if (!SameShape(ed, y, other) || !SameShape(ed, y, c.outputs[0])) return std::nullopt;
-    ir::Node f = FusedForm(p);
-    f.inputs.resize(4);
-    f.inputs[3] = other;
-    f.outputs = c.outputs;
-    return f;
-  }
-
-  static void AppendActivation(ir::Node& f, const Activation& act) {
-    for (auto& a : f.attributes) {
-      if (a.name == "activations") a.strings.push_back(act.name);
-      if (a.name == "activation_alpha") a.floats.push_back(act.alpha);
-      if (a.name == "activation_beta") a.floats.push_back(act.beta);
-    }
   }
 };
 
 const PassRegistrar kReg{{"epilogue-fusion", order::kEpilogue, [] { return std::make_unique<EpilogueFusion>(); }}};
 
 }  // namespace
+
+bool EpilogueFusionTakes(const GraphEditor& ed, int consumer) {
+  for (const std::string& in : ed.node(consumer).inputs) {
+    const int p = in.empty() ? -1 : ed.Producer(in);
+    if (p < 0) continue;
+    auto fold = Foldable(ed, p);
+    if (fold && fold->first == consumer) return true;
+  }
+  return false;
+}
+
 }  // namespace strata::passes

@@ -315,6 +315,19 @@ TEST(ElementwiseFusion, LeavesEpilogueAndGeluToTheirPasses) {
   EXPECT_EQ(CheckOptimized(b, 3, 1e-5), (OpCounts{{"FusedMatMul", 1}, {kFused, 1}, {"Gelu", 1}}));
 }
 
+// What epilogue fusion refuses is this pass's to take: after an activation the MatMul's epilogue
+// takes no residual, so Add and Exp fuse here (they were once left alone as "maybe a residual").
+TEST(ElementwiseFusion, TakesTheAddsEpilogueFusionRefuses) {
+  ModelBuilder b;
+  b.Input("x", TP::FLOAT, {4, 16}).Input("skip", TP::FLOAT, {4, 8}).Output("y", TP::FLOAT, {4, 8});
+  RandomInit(b, "w", {16, 8}, 3);
+  b.Node("MatMul", {"x", "w"}, {"mm"});
+  b.Node("Relu", {"mm"}, {"r"});
+  b.Node("Add", {"r", "skip"}, {"s"});
+  b.Node("Exp", {"s"}, {"y"});
+  EXPECT_EQ(CheckOptimized(b, 3, 1e-5), (OpCounts{{"FusedMatMul", 1}, {kFused, 1}}));
+}
+
 TEST(ElementwiseFusion, EveryIsaAndTwoThreads) {
   const cpu::vec::Isa best = cpu::vec::BestIsa();
   for (cpu::vec::Isa isa : {cpu::vec::Isa::kScalar, cpu::vec::Isa::kAvx2, cpu::vec::Isa::kAvx512}) {
