@@ -284,6 +284,33 @@ TEST(ConvLayout, WinogradConvolutionsMatchTheReference) {
   }
 }
 
+// The test above passes whichever kernel runs; this one checks that Winograd is really chosen on
+// one thread (batch 1 at 29x29 is above the threshold) and never on two. oneDNN's verbose mode names
+// each primitive it creates and runs.
+TEST(ConvLayout, WinogradIsChosenOnOneThreadOnly) {
+  ModelBuilder b;
+  b.Input("x", TP::FLOAT, {1, 64, 29, 29}).Output("y", TP::FLOAT, {1, 64, 29, 29});
+  RandomInit(b, "w", {64, 64, 3, 3}, 1);
+  SetInts(b.Node("Conv", {"x", "w"}, {"y"}), "pads", {1, 1, 1, 1});
+  Tensor x(DType::kFloat, {1, 64, 29, 29});
+  const auto v = Values(x.numel(), 5);
+  std::copy(v.begin(), v.end(), x.data<float>());
+  for (int threads : {1, 2}) {
+    SCOPED_TRACE(::testing::Message() << "threads=" << threads);
+    SessionOptions o;
+    o.num_threads = threads;
+    ::testing::internal::CaptureStdout();
+    dnnl::set_verbose(2);
+    auto s = Session::FromModel(Import(b), o);
+    std::vector<Value> out;
+    const Status st = s.ok() ? (*s)->Run(std::vector<Value>{Value(x)}, out) : s.status();
+    dnnl::set_verbose(0);
+    const std::string log = ::testing::internal::GetCapturedStdout();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_EQ(log.find("wino_4x3") != std::string::npos, threads == 1) << log.substr(0, 2000);
+  }
+}
+
 TEST(ConvLayout, NotBelowLevelThree) {
   ModelBuilder b;
   BuildResidualChain(b, 8, 5, 1);
