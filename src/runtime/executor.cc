@@ -5,6 +5,7 @@
 #include <climits>
 #include <cstring>
 #include <map>
+#include <new>
 
 #include "core/dtype_names.h"
 #include "core/large_buffer.h"
@@ -691,7 +692,12 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
       if (serial) SetIntraOpThreads(1);
     }
     const auto step_start = state.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-    Status st = step.kernel->Compute(ctx);
+    Status st;
+    try {
+      st = step.kernel->Compute(ctx);
+    } catch (const std::bad_alloc&) {  // kernel scratch and containers; tensors report it as a Status
+      st = InvalidArgument("out of memory");
+    }
     if (state.profile)
       state.step_seconds[k] += std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     if (serial) SetIntraOpThreads(threads);

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <thread>
 
+#include "kernels/cpu/common.h"
 #include "onnx/importer.h"
 #include "runtime/kernel.h"
 #include "runtime/session.h"
@@ -66,6 +67,22 @@ class ThreadProbeKernel final : public OpKernel {
 };
 const KernelRegistrar kProbe{{.op_type = "ThreadProbe", .domain = "test.strata", .factory = MakeKernel<ThreadProbeKernel>}};
 
+// Runs out of scratch memory on a worker thread of a parallel loop, as a kernel whose ThreadScratch
+// returns null does.
+class OutOfScratchKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo&) { return Status::Ok(); }
+  Status Compute(KernelContext& ctx) override {
+    cpu::ParallelFor(1 << 20, [](int64_t begin, int64_t) {
+      if (begin > 0) throw std::bad_alloc();
+    }, /*threshold=*/2);
+    ctx.SetOutput(0, ctx.input(0));
+    return Status::Ok();
+  }
+};
+const KernelRegistrar kOutOfScratch{
+    {.op_type = "OutOfScratch", .domain = "test.strata", .factory = MakeKernel<OutOfScratchKernel>}};
+
 int ThreadsSeenFor(int64_t elements) {
   testing::ModelBuilder b;
   b.Input("x", onnx::TensorProto::FLOAT, {elements}).Output("y", onnx::TensorProto::FLOAT, {elements});
@@ -84,6 +101,30 @@ int ThreadsSeenFor(int64_t elements) {
   probed_threads = 0;
   EXPECT_TRUE((*session)->Run(std::vector<Value>{Tensor(DType::kFloat, {elements})}, out).ok());
   return probed_threads;
+}
+
+// Running out of memory inside a parallel loop is an error naming the node, not the end of the
+// process (an exception escaping an OpenMP region calls std::terminate).
+TEST(Threading, OutOfMemoryOnAWorkerThreadIsAnError) {
+  testing::ModelBuilder b;
+  const int64_t n = kSerialWorkElements;  // large enough for the step to get both threads
+  b.Input("x", onnx::TensorProto::FLOAT, {n}).Output("y", onnx::TensorProto::FLOAT, {n});
+  auto* imp = b.proto().add_opset_import();
+  imp->set_domain("test.strata");
+  imp->set_version(1);
+  b.Node("OutOfScratch", {"x"}, {"y"}).set_domain("test.strata");
+  const std::string bytes = b.Bytes();
+  auto model = onnx_io::LoadModelFromBytes(bytes.data(), bytes.size());
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  SessionOptions opts;
+  opts.num_threads = 2;
+  auto session = Session::FromModel(std::move(model).value(), opts);
+  ASSERT_TRUE(session.ok()) << session.status().ToString();
+  std::vector<Value> out;
+  const Status st = (*session)->Run(std::vector<Value>{Tensor(DType::kFloat, {n})}, out);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("out of memory"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("OutOfScratch"), std::string::npos) << st.ToString();
 }
 
 // Waking the other threads costs more than small ops take, so those run on the calling thread.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <exception>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -59,7 +60,9 @@ Strides ContiguousStrides(const Shape& shape);
 // whose `if` is false still builds a one-thread team (and allocates) on every call.
 inline constexpr int64_t kParallelThreshold = 1 << 15;
 
-// Calls f(begin, end) over [0, n), split across threads when n >= threshold.
+// Calls f(begin, end) over [0, n), split across threads when n >= threshold. An exception f throws
+// on a worker thread (std::bad_alloc from scratch memory) is rethrown on the caller's, since one
+// escaping an OpenMP region ends the process; the executor turns bad_alloc into an error Status.
 template <typename F>
 void ParallelFor(int64_t n, F&& f, int64_t threshold = kParallelThreshold) {
   if (n <= 0) return;
@@ -70,11 +73,18 @@ void ParallelFor(int64_t n, F&& f, int64_t threshold = kParallelThreshold) {
   }
   const int64_t grain = std::max<int64_t>(1, threshold / 2);
   const int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / grain);
+  std::exception_ptr error;
 #pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
-    if (b < e) f(b, e);
+    try {
+      if (b < e) f(b, e);
+    } catch (...) {
+#pragma omp critical(strata_parallel_for_error)
+      if (!error) error = std::current_exception();
+    }
   }
+  if (error) std::rethrow_exception(error);
 }
 
 // dst[0, n) = src[0, n) on all threads when n is large: a residual placed in a destination before a
