@@ -1,11 +1,13 @@
 // com.strata:Attention against a double-precision reference: both layouts, odd lengths, head dims
-// that are not multiples of 16, additive, bool and causal masks, fully masked rows, 1 and 2 threads,
-// and the AVX-512 and scalar code paths.
+// that are not multiples of 16, additive, bool and causal masks (also with sq != sk), fully masked
+// rows, query rows split into parts, 1 and 2 threads, and the AVX-512 and scalar code paths.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <random>
+#include <tuple>
 
 #include "kernels/cpu/vec_math.h"
 #include "passes_test_util.h"
@@ -144,7 +146,7 @@ void RunCase(const Case& c, int threads) {
   if (c.heads_layout) SetInt(n, "num_heads", c.h);
   if (c.packed) SetInt(n, "packed_qkv", 1);
   if (c.causal) SetInt(n, "causal", 1);
-  if (c.mask == MaskKind::kKeep) SetFloat(n, "mask_fill", c.fill);
+  if (c.mask == MaskKind::kKeep || c.causal) SetFloat(n, "mask_fill", c.fill);
 
   SessionOptions o;
   o.opt_level = 0;
@@ -176,6 +178,7 @@ void RunCase(const Case& c, int threads) {
           const int64_t mo = MaskOffset(c.mask_dims, b, h, i, j);
           if (c.mask == MaskKind::kAdditive) a += addm[static_cast<size_t>(mo)];
           if (c.mask == MaskKind::kKeep && !keepm[static_cast<size_t>(mo)]) a = c.fill;
+          if (c.mask == MaskKind::kNone && c.causal && j > i) a = c.fill;  // the rule alone
           sc[static_cast<size_t>(j)] = a;
           mx = std::max(mx, a);
         }
@@ -265,6 +268,34 @@ TEST(AttentionKernel, Causal) {
       c.causal = true, c.fill = fill;
       RunAll(c);
     }
+}
+
+TEST(AttentionKernel, QueryRowsSplitAcrossParts) {
+  // One head of 130 rows: Run splits the query rows into parts (2 at 1 thread, 4 at 2) that start at
+  // rows 32, 65 and 97, not multiples of the 4-row block, and each part packs K^T itself.
+  for (auto [mask, causal, fill] : std::vector<std::tuple<MaskKind, bool, float>>{
+           {MaskKind::kKeep, true, -kInf}, {MaskKind::kKeep, true, -1.f}, {MaskKind::kKeep, false, -kInf},
+           {MaskKind::kNone, true, -kInf}, {MaskKind::kNone, false, -kInf}})
+    for (bool heads_layout : {true, false}) {
+      Case c;
+      c.b = 1, c.h = 1, c.sq = 130, c.sk = 130, c.d = 64, c.dv = 64, c.heads_layout = heads_layout;
+      c.mask = mask, c.causal = causal, c.fill = fill;
+      if (mask == MaskKind::kKeep) c.mask_dims = {1, 1, 130, 130};
+      RunAll(c);
+    }
+}
+
+TEST(AttentionKernel, CausalWithMoreOrFewerQueriesThanKeys) {
+  // causal hides key j from query i when j > i (top-left aligned), with no mask or with an [sq, sk] one.
+  for (auto [sq, sk] : std::vector<std::array<int64_t, 2>>{{9, 5}, {5, 9}, {37, 20}, {20, 37}})
+    for (MaskKind mask : {MaskKind::kNone, MaskKind::kKeep})
+      for (float fill : {-kInf, -1.f}) {
+        Case c;
+        c.b = 2, c.h = 2, c.sq = sq, c.sk = sk, c.d = 32, c.dv = 32, c.heads_layout = false, c.causal = true;
+        c.mask = mask, c.fill = fill;
+        if (mask == MaskKind::kKeep) c.mask_dims = {1, 1, sq, sk};
+        RunAll(c);
+      }
 }
 
 TEST(AttentionKernel, CausalWithBroadcastMaskUsesTheMask) {

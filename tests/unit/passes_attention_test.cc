@@ -233,11 +233,19 @@ TEST(AttentionRecognition, CoreForm) {
   EXPECT_EQ(CheckOptimized(b, 3), (OpCounts{{"Attention", 1}}));
 }
 
+struct Gpt2Options {
+  bool lower_triangular = true;  // else the buffer is upper-triangular
+  bool dynamic_end = false;      // slice ends computed from the input's shape
+  bool split = false;            // Q, K and V are the thirds of one [1, s, 3*h*d] input
+  int64_t shift_axis = 0;        // 2 or 3: that axis is sliced from 1 to seq + 1 instead of 0 to seq
+  bool where_keep = false;       // Where(keep, scores, fill) instead of Where(Not(keep), fill, scores)
+};
+
 // The GPT-2 export: a bool buffer [1, 1, L, L] sliced to [seq, seq], Not, Where(-big, scores).
 // With `split`, Q, K and V are the thirds of one [1, s, 3*h*d] input (GPT-2's fused projection).
-void BuildGpt2(ModelBuilder& b, bool lower_triangular, bool dynamic_end, bool split = false) {
+void BuildGpt2(ModelBuilder& b, const Gpt2Options& o) {
   constexpr int64_t kL = 16;
-  if (split) {
+  if (o.split) {
     b.Input("qkv", TP::FLOAT, {1, kS, 3 * kW});
     Int64Init(b, "thirds", {kW, kW, kW});
     SetInt(b.Node("Split", {"qkv", "thirds"}, {"q", "k", "v"}), "axis", 2);
@@ -250,7 +258,7 @@ void BuildGpt2(ModelBuilder& b, bool lower_triangular, bool dynamic_end, bool sp
   buf->set_data_type(TP::BOOL);
   for (int64_t d : {int64_t{1}, int64_t{1}, kL, kL}) buf->add_dims(d);
   for (int64_t i = 0; i < kL; ++i)
-    for (int64_t j = 0; j < kL; ++j) buf->add_int32_data(lower_triangular ? j <= i : j >= i);
+    for (int64_t j = 0; j < kL; ++j) buf->add_int32_data(o.lower_triangular ? j <= i : j >= i);
   Int64Init(b, "split", {1, kS, kH, kD});
   Int64Init(b, "merge", {1, kS, kW});
   Int64Init(b, "zero", {0});
@@ -258,16 +266,17 @@ void BuildGpt2(ModelBuilder& b, bool lower_triangular, bool dynamic_end, bool sp
   Int64Init(b, "ax3", {3});
   Int64Init(b, "one", {1});
   Int64Init(b, "idx1", {1}, true);
-  if (dynamic_end) {  // end = q.shape[1], as the export computes it
-    b.Node("Shape", {split ? "qkv" : "q"}, {"qshape"});
+  if (o.dynamic_end) {  // end = q.shape[1], as the export computes it
+    b.Node("Shape", {o.split ? "qkv" : "q"}, {"qshape"});
     b.Node("Gather", {"qshape", "idx1"}, {"seq"});
     b.Node("Unsqueeze", {"seq", "zero"}, {"end"});
   } else {
     Int64Init(b, "end", {kS});
   }
-  b.Node("Slice", {"bias", "zero", "end", "ax2", "one"}, {"b1"});
-  b.Node("Slice", {"b1", "zero", "end", "ax3", "one"}, {"b2"});
-  b.Node("Not", {"b2"}, {"nb"});
+  if (o.shift_axis != 0) b.Node("Add", {"end", "one"}, {"end1"});
+  b.Node("Slice", {"bias", o.shift_axis == 2 ? "one" : "zero", o.shift_axis == 2 ? "end1" : "end", "ax2", "one"}, {"b1"});
+  b.Node("Slice", {"b1", o.shift_axis == 3 ? "one" : "zero", o.shift_axis == 3 ? "end1" : "end", "ax3", "one"}, {"b2"});
+  if (!o.where_keep) b.Node("Not", {"b2"}, {"nb"});
   ScalarInit(b, "fill", -3.4028234663852886e38f);
   b.Node("Reshape", {"q", "split"}, {"q4"});
   Perm(b.Node("Transpose", {"q4"}, {"qt"}), {0, 2, 1, 3});
@@ -278,7 +287,11 @@ void BuildGpt2(ModelBuilder& b, bool lower_triangular, bool dynamic_end, bool sp
   b.Node("MatMul", {"qt", "kt"}, {"s"});
   ScalarInit(b, "c", 4.f);
   b.Node("Div", {"s", "c"}, {"sd"});
-  b.Node("Where", {"nb", "fill", "sd"}, {"sw"});
+  if (o.where_keep) {
+    b.Node("Where", {"b2", "sd", "fill"}, {"sw"});
+  } else {
+    b.Node("Where", {"nb", "fill", "sd"}, {"sw"});
+  }
   SetInt(b.Node("Softmax", {"sw"}, {"p"}), "axis", -1);
   b.Node("MatMul", {"p", "vt"}, {"o"});
   Perm(b.Node("Transpose", {"o"}, {"ot"}), {0, 2, 1, 3});
@@ -295,13 +308,13 @@ TEST(AttentionRecognition, Gpt2CausalPattern) {
   for (bool dynamic_end : {false, true}) {
     SCOPED_TRACE(dynamic_end);
     ModelBuilder b;
-    BuildGpt2(b, true, dynamic_end);
+    BuildGpt2(b, {.dynamic_end = dynamic_end});
     const OpCounts c = CheckOptimized(b, 3);
     EXPECT_EQ(Count(c, "Attention"), 1);
     EXPECT_EQ(Count(c, "Where") + Count(c, "Softmax") + Count(c, "MatMul") + Count(c, "Transpose"), 0);
     {  // Causal also when constant folding has first turned the static mask into a constant condition.
       ModelBuilder b1;
-      BuildGpt2(b1, true, dynamic_end);
+      BuildGpt2(b1, {.dynamic_end = dynamic_end});
       auto s = Session::FromModel(Import(b1), SessionOptions{});
       ASSERT_TRUE(s.ok()) << s.status().ToString();
       const ir::Node* a = FindOp((*s)->model(), "Attention");
@@ -310,7 +323,7 @@ TEST(AttentionRecognition, Gpt2CausalPattern) {
     }
     // Straight after import the slices are still there: the pass reads through them.
     ModelBuilder b2;
-    BuildGpt2(b2, true, dynamic_end);
+    BuildGpt2(b2, {.dynamic_end = dynamic_end});
     ir::Model m = Import(b2);
     ASSERT_TRUE(passes::InferShapes(m).ok());
     EXPECT_TRUE(ApplyPass(m, "attention-recognition"));
@@ -325,12 +338,12 @@ TEST(AttentionRecognition, Gpt2CausalPattern) {
 
 TEST(AttentionRecognition, Gpt2SplitQkvIsReadInPlace) {
   ModelBuilder b;
-  BuildGpt2(b, true, true, true);
+  BuildGpt2(b, {.dynamic_end = true, .split = true});
   const OpCounts c = CheckOptimized(b, 3);
   EXPECT_EQ(Count(c, "Attention"), 1);
   EXPECT_EQ(Count(c, "Split"), 0);
   ModelBuilder b2;
-  BuildGpt2(b2, true, true, true);
+  BuildGpt2(b2, {.dynamic_end = true, .split = true});
   ir::Model m = Import(b2);
   ASSERT_TRUE(passes::InferShapes(m).ok());
   EXPECT_TRUE(ApplyPass(m, "attention-recognition"));
@@ -342,16 +355,89 @@ TEST(AttentionRecognition, Gpt2SplitQkvIsReadInPlace) {
 
 TEST(AttentionRecognition, NonTriangularBufferIsAGeneralMask) {
   ModelBuilder b;
-  BuildGpt2(b, false, true);
+  BuildGpt2(b, {.lower_triangular = false, .dynamic_end = true});
   EXPECT_EQ(Count(CheckOptimized(b, 3), "Attention"), 1);
   ModelBuilder b2;
-  BuildGpt2(b2, false, true);
+  BuildGpt2(b2, {.lower_triangular = false, .dynamic_end = true});
   ir::Model m = Import(b2);
   ASSERT_TRUE(passes::InferShapes(m).ok());
   EXPECT_TRUE(ApplyPass(m, "attention-recognition"));
   const ir::Node* a = FindOp(m, "Attention");
   ASSERT_NE(a, nullptr);
   EXPECT_EQ(passes::AttrInt(*a, "causal", 0), 0);
+}
+
+// Applies the pass to `o`'s graph straight after import (the slices still there, as with a
+// symbolic sequence length; in a session constant folding would first turn the static mask into a
+// constant), expects its output to match the unoptimised graph's, and returns the Attention node's
+// `causal` attribute (-1 when there is no Attention node).
+int64_t CausalAfterPass(const Gpt2Options& o) {
+  ModelBuilder b;
+  BuildGpt2(b, o);
+  ir::Model m = Import(b);
+  EXPECT_TRUE(passes::InferShapes(m).ok());
+  EXPECT_TRUE(ApplyPass(m, "attention-recognition"));
+  const ir::Node* a = FindOp(m, "Attention");
+  if (!a) return -1;
+  const int64_t causal = passes::AttrInt(*a, "causal", 0);
+  SessionOptions o0;
+  o0.opt_level = 0;
+  auto ref = Session::FromModel(Import(b), o0);
+  auto fused = Session::FromModel(std::move(m), o0);
+  EXPECT_TRUE(ref.ok() && fused.ok());
+  if (!ref.ok() || !fused.ok()) return causal;
+  std::vector<Value> in, want, got;
+  unsigned seed = 1;
+  for (const auto& vi : (*ref)->inputs()) {
+    Shape s;
+    for (const auto& d : *vi.type.shape) s.push_back(d.value);
+    Tensor t(DType::kFloat, s);
+    const auto v = Values(t.numel(), seed++);
+    std::copy(v.begin(), v.end(), t.data<float>());
+    in.emplace_back(std::move(t));
+  }
+  EXPECT_TRUE((*ref)->Run(in, want).ok());
+  EXPECT_TRUE((*fused)->Run(in, got).ok());
+  if (want.size() != 1 || got.size() != 1) return causal;
+  const Tensor& w = want[0].tensor();
+  const Tensor& g = got[0].tensor();
+  EXPECT_EQ(w.shape(), g.shape());
+  int bad = 0;
+  for (int64_t i = 0; i < std::min(w.numel(), g.numel()); ++i) {
+    const float x = w.data<float>()[i], y = g.data<float>()[i];
+    if (!(std::fabs(x - y) <= 1e-5f * (1 + std::fabs(x))) && bad++ < 5)
+      ADD_FAILURE() << "element " << i << ": unfused " << x << ", after the pass " << y;
+  }
+  return causal;
+}
+
+TEST(AttentionRecognition, ShiftedSliceOfTheTriangleIsNotCausal) {
+  // Slicing the lower-triangular buffer from 1 on the key axis keeps j <= i - 1 (row 0 empty), from 1
+  // on the query axis j <= i + 1: neither is the causal rule, so the mask's values must decide.
+  for (int64_t axis : {int64_t{2}, int64_t{3}})
+    for (bool dynamic_end : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "axis " << axis << " dynamic_end " << dynamic_end);
+      const Gpt2Options o{.dynamic_end = dynamic_end, .shift_axis = axis};
+      EXPECT_EQ(CausalAfterPass(o), 0);
+      ModelBuilder b;
+      BuildGpt2(b, o);
+      EXPECT_EQ(Count(CheckOptimized(b, 3), "Attention"), 1);
+    }
+}
+
+TEST(AttentionRecognition, WhereKeepScoresFillForm) {
+  // Where(keep, S, fill): the keep mask is the condition itself (no Not), causal when proven.
+  for (bool lower_triangular : {true, false})
+    for (bool dynamic_end : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "lower_triangular " << lower_triangular << " dynamic_end " << dynamic_end);
+      const Gpt2Options o{.lower_triangular = lower_triangular, .dynamic_end = dynamic_end, .where_keep = true};
+      EXPECT_EQ(CausalAfterPass(o), lower_triangular ? 1 : 0);
+      ModelBuilder b;
+      BuildGpt2(b, o);
+      const OpCounts c = CheckOptimized(b, 3);
+      EXPECT_EQ(Count(c, "Attention"), 1);
+      EXPECT_EQ(Count(c, "Where") + Count(c, "Softmax") + Count(c, "MatMul"), 0);
+    }
 }
 
 }  // namespace
