@@ -330,6 +330,33 @@ TEST(AttentionKernel, RejectsBadShapes) {
   EXPECT_NE(st.ToString().find("Attention"), std::string::npos) << st.ToString();
 }
 
+TEST(AttentionKernel, RejectsCausalWithAFloatMask) {
+  // Adding the mask and applying the causal rule would both be plausible readings: neither is guessed.
+  ModelBuilder mb;
+  auto* imp = mb.proto().add_opset_import();
+  imp->set_domain("com.strata");
+  imp->set_version(1);
+  mb.Input("q", TP::FLOAT, {1, 4, 8}).Input("k", TP::FLOAT, {1, 4, 8}).Input("v", TP::FLOAT, {1, 4, 8});
+  mb.Initializer("m", std::vector<float>(16, 0.f), {4, 4});
+  mb.Output("y", TP::FLOAT, {1, 4, 8});
+  auto& n = mb.Node("Attention", {"q", "k", "v", "m"}, {"y"}, "att0");
+  n.set_domain("com.strata");
+  SetFloat(n, "scale", 1.f);
+  SetInt(n, "num_heads", 2);
+  SetInt(n, "causal", 1);
+  SessionOptions o;
+  o.opt_level = 0;
+  auto s = Session::FromModel(Import(mb), o);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  std::vector<Value> in, out;
+  for (int i = 0; i < 3; ++i) in.emplace_back(Tensor(DType::kFloat, {1, 4, 8}));
+  const Status st = (*s)->Run(in, out);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+  EXPECT_NE(st.ToString().find("att0"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.ToString().find("causal=1 needs a bool mask or none; got a float mask"), std::string::npos)
+      << st.ToString();
+}
+
 TEST(AttentionKernel, RejectsPackedWidthsThatDoNotSplitIntoHeads) {
   // A hand-written node: 3 * num_heads wraps to 2 here, and [1, 2, 6] does not hold 3 * h * d
   // for any d >= 1. Either must be an error, never an output left unwritten.

@@ -10,7 +10,8 @@
 // an optional float32 mask is added to them, a bool mask keeps a score where true and puts
 // `mask_fill` elsewhere (both broadcast to the scores without enlarging them). `causal` = 1 hides key
 // j from query i when j > i (score `mask_fill`); the pass sets it only with a bool mask it proved
-// lower-triangular, and the mask is then read only when its shape is not exactly [.., sq, sk].
+// lower-triangular, and the mask is then read only when its shape is not exactly [.., sq, sk]
+// (with a float mask it is an error).
 //
 // Per (batch, head, range of query rows): K is transposed once into per-thread scratch [d][sk],
 // then blocks of 4 query rows get their scores (a 4 x 64 register tile of FMAs over d), the mask,
@@ -469,6 +470,8 @@ class AttentionKernel final : public OpKernel {
     const Strides st = BroadcastStrides(m4, s4);
     p.m_b = st[0], p.m_h = st[1], p.m_q = st[2], p.m_k = st[3];
     if (m.dtype() == DType::kFloat) {
+      // The pass never writes this; a hand-written node must say which rule it means.
+      if (causal_) return InvalidArgument(ctx.Where() + "causal=1 needs a bool mask or none; got a float mask");
       p.add_mask = m.data<float>();
     } else {
       p.keep_mask = m.data<bool>();
