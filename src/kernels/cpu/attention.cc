@@ -263,9 +263,9 @@ struct Tiles {
 };
 
 // The keys a causal block skips (all j >= n) have score `fill`; their softmax weight exp(fill - max)
-// is exactly 0 in vec_math's exp when fill - max < -104 (or fill is -inf).
+// is exactly 0 in vec_math's exp when fill - max < kExpZeroBelow (or fill is -inf).
 bool SkippedKeysVanish(float fill, float row_max) {
-  return fill == -std::numeric_limits<float>::infinity() || fill - row_max < -104.0f;
+  return fill == -std::numeric_limits<float>::infinity() || fill - row_max < vec::kExpZeroBelow;
 }
 
 // Query rows [i0, i1) of head (b, h).

@@ -21,6 +21,10 @@
 
 namespace strata::cpu::vec {
 
+// exp returns exactly 0 for x below this (e^-104 is under half the smallest subnormal float), which
+// callers may rely on to skip terms that cannot contribute.
+inline constexpr float kExpZeroBelow = -104.0f;
+
 enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 const char* IsaName(Isa isa);
 
