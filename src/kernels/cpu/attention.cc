@@ -13,12 +13,14 @@
 // lower-triangular, and the mask is then read only when its shape is not exactly [.., sq, sk]
 // (with a float mask it is an error).
 //
-// Per (batch, head, range of query rows): K is transposed once into per-thread scratch [d][sk],
-// then blocks of 4 query rows get their scores (a 4 x 64 register tile of FMAs over d), the mask,
-// a softmax per row (vec_math), and P V (a 4 x 64 tile over the keys). With `causal`, a block only
-// computes keys up to its last row; the keys it skips would have weight exp(fill - max) = 0, which
-// is checked per row (otherwise the block is redone over all keys). Rows whose scores are all -inf
-// (or contain NaN) give NaN, as the unfused Softmax -> MatMul does.
+// Each task is one (batch, head) and a range of its query rows (a head is split into ranges when
+// there are fewer heads than twice the threads). A task packs K^T [d][sk] into per-thread scratch
+// (copied, or transposed from the heads layout): once per range, so a split head packs it once
+// per part. Then blocks of 4 query rows get their scores (a 4 x 64 register tile of FMAs over d),
+// the mask, a softmax per row (vec_math), and P V (a 4 x 64 tile over the keys). With `causal`, a
+// block only computes keys up to its last row; the keys it skips would have weight
+// exp(fill - max) = 0, which is checked per row (otherwise the block is redone over all keys).
+// Rows whose scores are all -inf (or contain NaN) give NaN, as the unfused Softmax -> MatMul does.
 #include <immintrin.h>
 
 #include <cmath>
