@@ -1,8 +1,11 @@
 // The float32 MaxPool/AveragePool fast path (pool_pool.cc) against an independent double-precision
 // reference of the ONNX definitions, across 1-D/2-D/3-D windows, pads, strides, dilations,
-// ceil_mode, count_include_pad and auto_pad, and across the AVX-512 and portable row kernels.
+// ceil_mode, count_include_pad and auto_pad, and across the AVX-512 and portable row kernels; and
+// MaxPool's NaN and signed zeros on every path (fast and generic, NCHW and channels-last).
 // Channels-last pooling is checked through the conv-layout pass (passes_conv_layout_test.cc).
+#include <cstring>
 #include <limits>
+#include <random>
 
 #include "kernels/cpu/vec_math.h"
 #include "passes_test_util.h"
@@ -204,6 +207,146 @@ TEST(PoolFast, InfinitiesAndNaN) {
     PoolTester().input({1, c, 6, 6}).kernel({2, 2}).values(v).Test();
     PoolTester().op("AveragePool").input({1, c, 6, 6}).kernel({2, 2}).values(v).Test();
   }
+}
+
+
+// MaxPool where windows mix +0 and -0. x86 max returns its second operand on ties, so a kernel's
+// operand order (and its tap order: NCHW reduces the window's rows before its columns) used to pick
+// the sign. Every path now returns +0 when a window's maximum is zero and it holds a +0 (as IEEE
+// 754-2019 maximum), whatever the ISA, layout, tap order or Indices output.
+struct SignedZeroCase {
+  std::vector<int64_t> in, k, s, pads;
+};
+
+void CheckSignedZeros(const SignedZeroCase& c, bool channels_last, bool indices) {
+  SCOPED_TRACE(::testing::Message() << (channels_last ? "NHWC" : "NCHW") << (indices ? " with Indices" : ""));
+  const size_t nsp = c.k.size();
+  ASSERT_TRUE(!channels_last || nsp == 2);
+  std::vector<int64_t> out(nsp);
+  int64_t in_size = 1, out_size = 1, taps = 1;
+  for (size_t i = 0; i < nsp; ++i) {
+    out[i] = (c.in[i + 2] + c.pads[i] + c.pads[i + nsp] - c.k[i]) / c.s[i] + 1;
+    in_size *= c.in[i + 2];
+    out_size *= out[i];
+    taps *= c.k[i];
+  }
+  const int64_t n = c.in[0], ch = c.in[1], planes = n * ch;
+  std::vector<int64_t> y_dims{n, ch};
+  y_dims.insert(y_dims.end(), out.begin(), out.end());
+
+  // Mostly zeros of either sign, some -1 and a few 0.5: most windows peak at a mixed zero.
+  std::mt19937 rng(11);
+  std::vector<float> xv(static_cast<size_t>(planes * in_size));
+  for (auto& v : xv) {
+    const unsigned r = rng() % 16;
+    v = r < 6 ? 0.f : r < 12 ? -0.f : r < 15 ? -1.f : 0.5f;
+  }
+  // A few planes of -0 only (a zero maximum stays -0) and of +0 only.
+  for (int64_t i = 0; i < in_size; ++i) {
+    xv[static_cast<size_t>(i)] = -0.f;
+    if (planes > 1) xv[static_cast<size_t>(in_size + i)] = 0.f;
+  }
+
+  // Reference over the NCHW planes: the largest tap, +0 over -0.
+  std::vector<float> want(static_cast<size_t>(planes * out_size));
+  int mixed = 0;
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t oi = 0; oi < out_size; ++oi) {
+      float best = -std::numeric_limits<float>::infinity();
+      bool pos0 = false, neg0 = false;
+      for (int64_t ki = 0; ki < taps; ++ki) {
+        bool inside = true;
+        int64_t off = 0;
+        for (int64_t r = oi, rk = ki, i = static_cast<int64_t>(nsp) - 1; i >= 0; --i) {
+          const size_t u = static_cast<size_t>(i);
+          const int64_t coord = (r % out[u]) * c.s[u] - c.pads[u] + rk % c.k[u];
+          r /= out[u];
+          rk /= c.k[u];
+          int64_t stride = 1;
+          for (size_t j = u + 1; j < nsp; ++j) stride *= c.in[j + 2];
+          inside = inside && coord >= 0 && coord < c.in[u + 2];
+          off += coord * stride;
+        }
+        if (!inside) continue;
+        const float v = xv[static_cast<size_t>(p * in_size + off)];
+        if (v == 0.f) (std::signbit(v) ? neg0 : pos0) = true;
+        best = std::max(best, v);
+      }
+      if (best == 0.f) best = pos0 ? 0.f : -0.f;
+      mixed += best == 0.f && pos0 && neg0;
+      want[static_cast<size_t>(p * out_size + oi)] = best;
+    }
+  ASSERT_GT(mixed, 10) << "the data should mix zeros in many windows";
+
+  // Channels-last runs the com.strata form on the same logical shape with NHWC buffers.
+  const int64_t hw = channels_last ? in_size : 1, ohw = channels_last ? out_size : 1;
+  auto to_buffer = [&](int64_t i, int64_t size, int64_t hw_size) {  // NCHW index -> buffer index
+    if (!channels_last) return i;
+    const int64_t b = i / (ch * size), cc = i / size % ch, q = i % size;
+    return (b * hw_size + q) * ch + cc;
+  };
+  ModelBuilder b;
+  b.Input("x", TP::FLOAT, c.in).Output("y", TP::FLOAT, y_dims);
+  if (indices) b.Output("i", TP::INT64, y_dims);
+  if (channels_last) {
+    auto* imp = b.proto().add_opset_import();
+    imp->set_domain("com.strata");
+    imp->set_version(1);
+  }
+  auto& node = b.Node("MaxPool", {"x"}, indices ? std::vector<std::string>{"y", "i"} : std::vector<std::string>{"y"});
+  SetInts(node, "kernel_shape", c.k);
+  SetInts(node, "strides", c.s);
+  SetInts(node, "pads", c.pads);
+  if (channels_last) {
+    node.set_domain("com.strata");
+    SetString(node, "layout", "NHWC");
+  }
+  Tensor x(DType::kFloat, Shape(c.in.begin(), c.in.end()));
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[to_buffer(i, in_size, hw)] = xv[static_cast<size_t>(i)];
+
+  for (Isa isa : Isas()) {
+    IsaScope scope(isa);
+    SCOPED_TRACE(::testing::Message() << "isa " << cpu::vec::IsaName(isa));
+    ir::Model m = Import(b);
+    for (auto& nd : m.graph->nodes) nd.opset = 13;  // the com.strata form keeps its ONNX opset
+    SessionOptions opts;
+    opts.opt_level = 0;
+    auto sess = Session::FromModel(std::move(m), opts);
+    ASSERT_TRUE(sess.ok()) << sess.status().ToString();
+    std::vector<Value> got;
+    const std::vector<Value> inputs{Value(x)};
+    const Status st = (*sess)->Run(inputs, got);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    const Tensor& y = got[0].tensor();
+    ASSERT_EQ(y.numel(), static_cast<int64_t>(want.size()));
+    int bad = 0;
+    for (int64_t i = 0; i < y.numel(); ++i) {
+      const float w = want[static_cast<size_t>(i)], g = y.data<float>()[to_buffer(i, out_size, ohw)];
+      if ((w != g || std::signbit(w) != std::signbit(g)) && bad++ < 5)
+        ADD_FAILURE() << "element " << i << ": want " << w << ", got " << g;
+      if (indices) {  // the index names a tap holding exactly the output's bits
+        const int64_t at = got[1].tensor().data<int64_t>()[i];
+        ASSERT_TRUE(at >= 0 && at < x.numel()) << at;
+        if (std::memcmp(&xv[static_cast<size_t>(at)], &g, sizeof g) != 0 && bad++ < 5)
+          ADD_FAILURE() << "element " << i << ": index " << at << " holds " << xv[static_cast<size_t>(at)] << ", y " << g;
+      }
+    }
+    EXPECT_EQ(bad, 0);
+  }
+}
+
+TEST(PoolFast, MaxPoolSignedZeros) {
+  const std::vector<SignedZeroCase> cases = {
+      {{2, 3, 6, 70}, {3, 3}, {2, 2}, {1, 1, 1, 1}},  // NCHW rows of 70: the 64-wide loop and a tail
+      {{1, 67, 5, 6}, {2, 3}, {1, 2}, {0, 1, 1, 0}},  // channels-last rows of 67
+      {{2, 2, 9, 8}, {3, 2}, {2, 1}, {1, 0, 1, 1}},
+  };
+  for (const auto& c : cases)
+    for (bool cl : {false, true})
+      for (bool ind : {false, true})
+        if (!(cl && ind)) CheckSignedZeros(c, cl, ind);
+  CheckSignedZeros({{2, 3, 40}, {4}, {3}, {2, 1}}, false, false);
+  CheckSignedZeros({{2, 3, 40}, {4}, {3}, {2, 1}}, false, true);
 }
 
 }  // namespace

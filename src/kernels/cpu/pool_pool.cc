@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/nn_common.h"
@@ -136,10 +137,22 @@ void ForOutputs(const Geom3& g, int64_t planes, F&& f) {
 // channels of every tap of one output position; NCHW first reduces the input rows under the
 // window's leading dims into one row, then walks the last dim's taps along that row. The generic
 // per-output walk above costs ~30x more (index bookkeeping per tap). Max propagates NaN from any
-// tap (the generic path does too); the average sums taps in the generic path's order (except the
+// tap and takes +0 over -0 (MaxBeats: the generic path does the same, so the result depends on
+// neither the tap order nor the ISA); the average sums taps in the generic path's order (except the
 // NCHW row split) and divides by the same count.
 
 enum class PoolKind { kMax, kAvg };
+
+// Whether tap v replaces the running maximum `best` (every MaxPool path follows this rule): it is
+// larger, or NaN (NaN wins, first NaN kept), or +0 over -0 (IEEE 754-2019 maximum; x86 max returns
+// its second operand on ties, so without this the sign of a zero maximum followed the tap order).
+// Equal values otherwise keep the first, which the Indices output reports.
+template <typename A>
+inline bool MaxBeats(A v, A best) {
+  if constexpr (std::is_floating_point_v<A>)
+    return v > best || (v != v && best == best) || (v == 0 && best == 0 && std::signbit(best) && !std::signbit(v));
+  else return v > best;
+}
 
 // y[i] = max / sum over the rows of rows[r][i], i < n, combined with y itself when `accumulate`.
 // A sum is divided by `divisor` at the end (pass 1 for a partial result).
@@ -161,8 +174,10 @@ void RowsMax(const float* const* rows, int64_t nrows, int64_t n, float* y, bool 
       continue;
     }
     for (int64_t i = 0; i < n; ++i) {
+      // MaxBeats, in a form GCC vectorises: the sum of two zeros is -0 only if both are.
       const float a = y[i], v = x[i];
-      y[i] = (v > a || v != v) && a == a ? v : a;
+      const float m = (v > a || v != v) && a == a ? v : a;
+      y[i] = a == 0.f && v == 0.f ? a + v : m;
     }
   }
 }
@@ -185,6 +200,8 @@ namespace avx512 {
 inline __mmask16 TailMask(int64_t left) {
   return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
 }
+// vrangeps with imm 5 is max with +0 over -0; NaN is tracked apart (its result would be an operand).
+inline __m512 Max(__m512 a, __m512 b) { return _mm512_range_ps(a, b, 0x5); }
 void RowsMax(const float* const* rows, int64_t nrows, int64_t n, float* y, bool accumulate) {
   const __m512 qnan = _mm512_set1_ps(__builtin_nanf(""));
   const int64_t r0 = accumulate ? 0 : 1;
@@ -204,10 +221,10 @@ void RowsMax(const float* const* rows, int64_t nrows, int64_t n, float* y, bool 
       n1 = _kor_mask16(n1, _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q));
       n2 = _kor_mask16(n2, _mm512_cmp_ps_mask(v2, v2, _CMP_UNORD_Q));
       n3 = _kor_mask16(n3, _mm512_cmp_ps_mask(v3, v3, _CMP_UNORD_Q));
-      a0 = _mm512_max_ps(a0, v0);
-      a1 = _mm512_max_ps(a1, v1);
-      a2 = _mm512_max_ps(a2, v2);
-      a3 = _mm512_max_ps(a3, v3);
+      a0 = Max(a0, v0);
+      a1 = Max(a1, v1);
+      a2 = Max(a2, v2);
+      a3 = Max(a3, v3);
     }
     _mm512_storeu_ps(y + i, _mm512_mask_mov_ps(a0, n0, qnan));
     _mm512_storeu_ps(y + i + 16, _mm512_mask_mov_ps(a1, n1, qnan));
@@ -221,7 +238,7 @@ void RowsMax(const float* const* rows, int64_t nrows, int64_t n, float* y, bool 
     for (int64_t r = r0; r < nrows; ++r) {
       const __m512 v = _mm512_maskz_loadu_ps(m, rows[r] + i);
       nan = _kor_mask16(nan, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
-      acc = _mm512_max_ps(acc, v);
+      acc = Max(acc, v);
     }
     _mm512_mask_storeu_ps(y + i, m, _mm512_mask_mov_ps(acc, nan, qnan));
   }
@@ -277,7 +294,7 @@ void PoolNchwF32(const Geom3& g, PoolKind kind, bool include_pad, int64_t planes
         float* tmp = ThreadScratch(0, static_cast<size_t>(g.in[2]));
         if (!tmp) throw std::bad_alloc();  // as the std::vector this replaced did
         const float* rows[kTapBatch];
-        const __m128 v_nan = _mm_set_ss(std::numeric_limits<float>::quiet_NaN());
+        const __m128 v_nan = _mm_set_ss(std::numeric_limits<float>::quiet_NaN()), v_sign = _mm_set_ss(-0.f);
         for (int64_t r = begin; r < end; ++r) {
           const int64_t p = r / (g.out[0] * g.out[1]), o0 = (r / g.out[1]) % g.out[0], o1 = r % g.out[1];
           const float* xp = x + p * is;
@@ -307,13 +324,17 @@ void PoolNchwF32(const Geom3& g, PoolKind kind, bool include_pad, int64_t planes
             const int64_t b2 = o2 * g.s[2] - g.pb[2];  // may be negative: index tmp only at valid taps
             TapRange(b2, g.k[2], g.d[2], g.in[2], lo[2], hi[2]);
             if (kind == PoolKind::kMax) {
-              // Branch-free SSE scalar max: compare-and-branch mispredicts on every other tap.
+              // Branch-free SSE scalar max: compare-and-branch mispredicts on every other tap. NaN
+              // and +0 (whose presence turns a -0 maximum into +0, as MaxBeats) are tracked apart.
               __m128 best = _mm_set_ss(EmptyWindow(kind)), nan = _mm_setzero_ps();
+              __m128i pos0 = _mm_setzero_si128();
               for (int64_t k2 = lo[2]; k2 < hi[2]; ++k2) {
                 const __m128 v = _mm_load_ss(tmp + b2 + k2 * g.d[2]);
                 nan = _mm_or_ps(nan, _mm_cmpunord_ss(v, v));
+                pos0 = _mm_or_si128(pos0, _mm_cmpeq_epi32(_mm_castps_si128(v), _mm_setzero_si128()));
                 best = _mm_max_ss(best, v);
               }
+              best = _mm_andnot_ps(_mm_and_ps(_mm_castsi128_ps(pos0), v_sign), best);
               yr[o2] = _mm_cvtss_f32(_mm_or_ps(_mm_and_ps(nan, v_nan), _mm_andnot_ps(nan, best)));
             } else {
               float sum = 0.f;
@@ -459,7 +480,7 @@ class MaxPoolKernel final : public OpKernel {
         int64_t bi = -1;
         ForWindow(g, o0, o1, o2, [&](int64_t i0, int64_t i1, int64_t i2) {
           const A v = static_cast<A>(xp[(i0 * g.in[1] + i1) * g.in[2] + i2]);
-          if (bi < 0 || v > best || (v != v && best == best)) {  // NaN wins, as in the fast path
+          if (bi < 0 || MaxBeats(v, best)) {
             best = v;
             bi = i0 * ist[0] + i1 * ist[1] + i2 * ist[2];
           }
