@@ -349,5 +349,40 @@ TEST(PoolFast, MaxPoolSignedZeros) {
   CheckSignedZeros({{2, 3, 40}, {4}, {3}, {2, 1}}, false, true);
 }
 
+// NaN in a window wins on the generic path too (the one with Indices, and other dtypes), and its
+// index is the first NaN's: the fast path and the generic path give the same Y.
+TEST(PoolFast, MaxPoolNaNWithIndices) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (TP::DataType dt : {TP::FLOAT, TP::DOUBLE})
+    for (bool indices : {true, false}) {
+      SCOPED_TRACE(::testing::Message() << (dt == TP::FLOAT ? "float" : "double") << (indices ? " with Indices" : ""));
+      ModelBuilder b;
+      b.Input("x", dt, {1, 2, 1, 4}).Output("y", dt, {1, 2, 1, 1});
+      if (indices) b.Output("i", TP::INT64, {1, 2, 1, 1});
+      auto& n = b.Node("MaxPool", {"x"}, indices ? std::vector<std::string>{"y", "i"} : std::vector<std::string>{"y"});
+      SetInts(n, "kernel_shape", {1, 4});
+      // Plane 0: NaN after a smaller tap, then larger ones. Plane 1: two NaNs, the first one wins.
+      const std::vector<double> xv = {1, nan, 3, 2, 5, nan, 7, nan};
+      Tensor x(dt == TP::FLOAT ? DType::kFloat : DType::kDouble, Shape{1, 2, 1, 4});
+      for (int64_t i = 0; i < 8; ++i) {
+        if (dt == TP::FLOAT) x.data<float>()[i] = static_cast<float>(xv[static_cast<size_t>(i)]);
+        else x.data<double>()[i] = xv[static_cast<size_t>(i)];
+      }
+      SessionOptions opts;
+      opts.opt_level = 0;
+      auto sess = Session::FromModel(Import(b), opts);
+      ASSERT_TRUE(sess.ok()) << sess.status().ToString();
+      std::vector<Value> got;
+      const std::vector<Value> inputs{Value(x)};
+      const Status st = (*sess)->Run(inputs, got);
+      ASSERT_TRUE(st.ok()) << st.ToString();
+      for (int64_t p = 0; p < 2; ++p) EXPECT_TRUE(std::isnan(got[0].tensor().GetAsDouble(p))) << "plane " << p;
+      if (indices) {
+        EXPECT_EQ(got[1].tensor().data<int64_t>()[0], 1);
+        EXPECT_EQ(got[1].tensor().data<int64_t>()[1], 4 + 1);
+      }
+    }
+}
+
 }  // namespace
 }  // namespace strata::testing
