@@ -26,7 +26,8 @@ std::vector<float> SpecialValues(int64_t n, unsigned seed) {
   return v;
 }
 
-// One input per declared graph input, all dims known: floats from SpecialValues, bools and integers random 0/1.
+// One input per declared graph input, all dims known: floats from SpecialValues, bools and int64 random
+// 0/1, int32 across +-2^26 with every 5th a value float32 rounds (2^24 + 1 and others) or 0/+-1.
 std::vector<Value> MakeInputs(const Session& s, unsigned seed) {
   std::vector<Value> inputs;
   std::mt19937 rng(seed);
@@ -40,12 +41,17 @@ std::vector<Value> MakeInputs(const Session& s, unsigned seed) {
     } else if (t.dtype() == DType::kDouble) {
       const auto v = SpecialValues(t.numel(), seed++);
       std::copy(v.begin(), v.end(), t.data<double>());
+    } else if (t.dtype() == DType::kInt32) {
+      static const int32_t kSpecial[] = {16777217, -16777219, 0, 1, -1, 536870911, -536870913};
+      std::uniform_int_distribution<int32_t> d(-(1 << 26), 1 << 26);
+      for (int64_t i = 0; i < t.numel(); ++i)
+        t.data<int32_t>()[i] = i % 5 == seed % 5 ? kSpecial[(i / 5 + seed) % std::size(kSpecial)] : d(rng);
+      ++seed;
     } else {
       for (int64_t i = 0; i < t.numel(); ++i) {
         const int bit = static_cast<int>(rng() % 3 != 0);
         if (t.dtype() == DType::kBool) t.data<bool>()[i] = bit;
         else if (t.dtype() == DType::kInt64) t.data<int64_t>()[i] = bit;
-        else if (t.dtype() == DType::kInt32) t.data<int32_t>()[i] = bit;
       }
     }
     inputs.emplace_back(std::move(t));
@@ -109,8 +115,9 @@ TEST(ElementwiseFusion, UnaryPairsEveryOp) {
     const char* op;
     float alpha = 0, beta = 0;
   };
-  const Case cases[] = {{"Relu"}, {"Sigmoid"}, {"Tanh"}, {"Exp"},         {"Log"},          {"Sqrt"},
-                        {"Neg"},  {"Abs"},     {"Erf"},  {"Reciprocal"},  {"LeakyRelu", 0.1f}, {"HardSigmoid", 0.3f, 0.4f}};
+  const Case cases[] = {{"Relu"}, {"Sigmoid"}, {"Tanh"}, {"Exp"},        {"Log"},             {"Sqrt"},
+                        {"Neg"},  {"Abs"},     {"Erf"},  {"Reciprocal"}, {"LeakyRelu", 0.1f}, {"HardSigmoid", 0.3f, 0.4f},
+                        {"Gelu"}, {"GeluTanh"}};
   for (const Case& c : cases) {
     for (const auto& shape : kShapes) {
       SCOPED_TRACE(::testing::Message() << c.op << " over " << shape.size() << "-d shape ending in " << shape.back());
@@ -118,15 +125,35 @@ TEST(ElementwiseFusion, UnaryPairsEveryOp) {
       b.Input("x", TP::FLOAT, shape).Output("y", TP::FLOAT, shape);
       ScalarInit(b, "k", 1.5f);
       b.Node("Mul", {"x", "k"}, {"a"});
-      auto& n = b.Node(c.op, {"a"}, {"u"});
-      if (std::string(c.op) == "LeakyRelu") SetFloat(n, "alpha", c.alpha);
-      if (std::string(c.op) == "HardSigmoid") {
+      const std::string op = c.op;
+      auto& n = b.Node(op == "GeluTanh" ? "Gelu" : op, {"a"}, {"u"});  // Import gives Gelu opset 20
+      if (op == "GeluTanh") SetString(n, "approximate", "tanh");
+      if (op == "LeakyRelu") SetFloat(n, "alpha", c.alpha);
+      if (op == "HardSigmoid") {
         SetFloat(n, "alpha", c.alpha);
         SetFloat(n, "beta", c.beta);
       }
       b.Node("Neg", {"u"}, {"y"});
       EXPECT_EQ(CompareRuns(b), (OpCounts{{kFused, 1}}));
     }
+  }
+}
+
+TEST(ElementwiseFusion, CastFromInt32AndBoolInAGroup) {
+  // The kernel converts int32 (incl. values float32 rounds) and bool inputs as it loads them, for an
+  // input of the output's shape and for a broadcast row.
+  for (const auto& shape : kShapes) {
+    SCOPED_TRACE(::testing::Message() << shape.size() << "-d shape ending in " << shape.back());
+    ModelBuilder b;
+    b.Input("x", TP::FLOAT, shape).Input("i", TP::INT32, shape).Input("c", TP::BOOL, {shape.back()});
+    b.Input("r", TP::INT32, {shape.back()}).Output("y", TP::FLOAT, shape);
+    SetInt(b.Node("Cast", {"i"}, {"fi"}), "to", TP::FLOAT);
+    SetInt(b.Node("Cast", {"c"}, {"fc"}), "to", TP::FLOAT);
+    SetInt(b.Node("Cast", {"r"}, {"fr"}), "to", TP::FLOAT);
+    b.Node("Mul", {"x", "fc"}, {"a"});
+    b.Node("Add", {"a", "fi"}, {"s"});
+    b.Node("Sub", {"s", "fr"}, {"y"});
+    EXPECT_EQ(CompareRuns(b), (OpCounts{{kFused, 1}}));
   }
 }
 
@@ -246,8 +273,8 @@ TEST(ElementwiseFusion, OtherDtypesAreRefused) {
     ModelBuilder b;
     b.Input("x", TP::INT32, {100}).Input("z", TP::INT32, {100}).Output("y", TP::INT32, {100});
     b.Node("Add", {"x", "z"}, {"a"});
-    b.Node("Mul", {"a", "z"}, {"y"});
-    EXPECT_EQ(CompareRuns(b), (OpCounts{{"Add", 1}, {"Mul", 1}}));
+    b.Node("Sub", {"a", "z"}, {"y"});  // no overflow at the test's int32 values
+    EXPECT_EQ(CompareRuns(b), (OpCounts{{"Add", 1}, {"Sub", 1}}));
   }
   {
     // Cast to float from float16 is not one of the loads the kernel converts.
