@@ -384,5 +384,60 @@ TEST(PoolFast, MaxPoolNaNWithIndices) {
     }
 }
 
+// Channels-last GlobalAveragePool (the com.strata form) sums each channel's positions in the order
+// the NCHW loop does: both layouts give the same bits, at every ISA, also past one batch of row
+// pointers (81 and 100 positions) and with channel tails.
+TEST(PoolFast, GlobalAveragePoolChannelsLastSameBits) {
+  const std::vector<std::vector<int64_t>> shapes = {{1, 2048, 7, 7}, {2, 67, 9, 9}, {1, 5, 10, 10}, {3, 16, 1, 1}};
+  for (const auto& in : shapes) {
+    SCOPED_TRACE(::testing::Message() << "C=" << in[1] << " H=" << in[2] << " W=" << in[3]);
+    const int64_t n = in[0], c = in[1], hw = in[2] * in[3];
+    const std::vector<float> xv = Values(n * c * hw, 3);
+    auto run = [&](bool channels_last) {
+      ModelBuilder b;
+      b.Input("x", TP::FLOAT, in).Output("y", TP::FLOAT, {n, c, 1, 1});
+      auto& node = b.Node("GlobalAveragePool", {"x"}, {"y"});
+      if (channels_last) {
+        auto* imp = b.proto().add_opset_import();
+        imp->set_domain("com.strata");
+        imp->set_version(1);
+        node.set_domain("com.strata");
+        SetString(node, "layout", "NHWC");
+      }
+      Tensor x(DType::kFloat, Shape(in.begin(), in.end()));
+      for (int64_t bi = 0; bi < n; ++bi)
+        for (int64_t ci = 0; ci < c; ++ci)
+          for (int64_t q = 0; q < hw; ++q)
+            x.data<float>()[channels_last ? (bi * hw + q) * c + ci : (bi * c + ci) * hw + q] =
+                xv[static_cast<size_t>((bi * c + ci) * hw + q)];
+      ir::Model m = Import(b);
+      for (auto& nd : m.graph->nodes) nd.opset = 13;
+      SessionOptions opts;
+      opts.opt_level = 0;
+      auto sess = Session::FromModel(std::move(m), opts);
+      EXPECT_TRUE(sess.ok()) << sess.status().ToString();
+      std::vector<float> y;
+      if (!sess.ok()) return y;
+      std::vector<Value> got;
+      const std::vector<Value> inputs{Value(x)};
+      const Status st = (*sess)->Run(inputs, got);
+      EXPECT_TRUE(st.ok()) << st.ToString();
+      if (st.ok()) y.assign(got[0].tensor().data<float>(), got[0].tensor().data<float>() + n * c);
+      return y;
+    };
+    for (Isa isa : Isas()) {
+      IsaScope scope(isa);
+      SCOPED_TRACE(::testing::Message() << "isa " << cpu::vec::IsaName(isa));
+      const std::vector<float> want = run(false), got = run(true);
+      ASSERT_EQ(want.size(), got.size());
+      int bad = 0;
+      for (size_t i = 0; i < want.size(); ++i)
+        if (std::memcmp(&want[i], &got[i], sizeof(float)) != 0 && bad++ < 5)
+          ADD_FAILURE() << "element " << i << ": NCHW " << want[i] << ", NHWC " << got[i];
+      EXPECT_EQ(bad, 0);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace strata::testing
