@@ -34,21 +34,6 @@ const std::vector<ir::Dim>* DimsOf(const GraphEditor& ed, const std::string& v) 
   return t && t->kind == ir::TypeInfo::Kind::kTensor && t->shape ? &*t->shape : nullptr;
 }
 
-// The same size at run time: equal known values, or the same symbol.
-bool SameDim(const ir::Dim& a, const ir::Dim& b) {
-  if (a.known() || b.known()) return a.known() && b.known() && a.value == b.value;
-  return !a.symbol.empty() && a.symbol == b.symbol;
-}
-
-bool SameShape(const GraphEditor& ed, const std::string& a, const std::string& b) {
-  const auto* da = DimsOf(ed, a);
-  const auto* db = DimsOf(ed, b);
-  if (!da || !db || da->size() != db->size()) return false;
-  for (size_t i = 0; i < da->size(); ++i)
-    if (!SameDim((*da)[i], (*db)[i])) return false;
-  return true;
-}
-
 bool IsFloat(const GraphEditor& ed, const std::string& v) { return ed.ElemType(v) == DType::kFloat; }
 
 // A Transpose's permutation (reversal when absent), or empty if unusable.
@@ -247,7 +232,7 @@ class AttentionRecognition final : public GraphPass {
           const std::string& s = mn.inputs[static_cast<size_t>(side)];
           const std::string& o = mn.inputs[static_cast<size_t>(1 - side)];
           if (s == o || !FromMatMul(ed, s, m)) continue;
-          if (!IsFloat(ed, o) || !SameShape(ed, s, v) || !FitsScores(ed, o, rank)) return;
+          if (!IsFloat(ed, o) || !ed.SameShape(s, v) || !FitsScores(ed, o, rank)) return;
           mask = o;
           v = s;
         }
@@ -274,7 +259,7 @@ class AttentionRecognition final : public GraphPass {
         } else {
           return;
         }
-        if (ed.ElemType(keep) != DType::kBool || !SameShape(ed, s, v) || !FitsScores(ed, keep, rank)) return;
+        if (ed.ElemType(keep) != DType::kBool || !ed.SameShape(s, v) || !FitsScores(ed, keep, rank)) return;
         const Tensor* ft = ed.Constant(mn.inputs[1] == s ? mn.inputs[2] : mn.inputs[1]);
         if (!ft || ft->dtype() != DType::kFloat || ft->rank() > static_cast<int64_t>(rank)) return;
         mask = keep;

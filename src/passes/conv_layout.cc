@@ -147,7 +147,7 @@ class ConvLayout final : public GraphPass {
         switch (role_of(c)) {
           case kConv: ok = rn.inputs[1] != y && (rn.inputs.size() < 3 || rn.inputs[2] != y); break;
           case kPool:
-          case kGlobal: ok = std::count(rn.inputs.begin(), rn.inputs.end(), y) == 1 && rn.inputs[0] == y; break;
+          case kGlobal: ok = rn.inputs[0] == y; break;  // pools have one input
           default: ok = false;
         }
       }

@@ -68,22 +68,6 @@ std::optional<Activation> AsActivation(const GraphEditor& ed, const ir::Node& n)
   return std::nullopt;
 }
 
-// Same rank and every dim the same known size or the same symbol.
-bool SameShape(const GraphEditor& ed, const std::string& a, const std::string& b) {
-  const ir::TypeInfo* ta = ed.TypeOf(a);
-  const ir::TypeInfo* tb = ed.TypeOf(b);
-  Shape sa, sb;
-  if (ed.StaticShape(a, &sa) && ed.StaticShape(b, &sb)) return sa == sb;
-  if (!ta || !tb || !ta->shape || !tb->shape || ta->shape->size() != tb->shape->size()) return false;
-  for (size_t i = 0; i < ta->shape->size(); ++i) {
-    const ir::Dim& x = (*ta->shape)[i];
-    const ir::Dim& y = (*tb->shape)[i];
-    if (x.known() != y.known()) return false;
-    if (x.known() ? x.value != y.value : (x.symbol.empty() || x.symbol != y.symbol)) return false;
-  }
-  return true;
-}
-
 void AppendActivation(ir::Node& f, const Activation& act) {
   for (auto& a : f.attributes) {
     if (a.name == "activations") a.strings.push_back(act.name);
@@ -127,7 +111,7 @@ std::optional<ir::Node> Fuse(const GraphEditor& ed, const ir::Node& p, const ir:
     return f;
   }
   // Residual: another tensor of exactly Y's shape (no broadcasting), before any activation.
-  if (!SameShape(ed, y, other) || !SameShape(ed, y, c.outputs[0])) return std::nullopt;
+  if (!ed.SameShape(y, other) || !ed.SameShape(y, c.outputs[0])) return std::nullopt;
   ir::Node f = FusedForm(p);
   f.inputs.resize(4);
   f.inputs[3] = other;

@@ -150,6 +150,24 @@ bool GraphEditor::StaticShape(const std::string& value, Shape* out) const {
   return true;
 }
 
+bool SameDim(const ir::Dim& a, const ir::Dim& b) {
+  if (a.known() || b.known()) return a.known() && b.known() && a.value == b.value;
+  return !a.symbol.empty() && a.symbol == b.symbol;
+}
+
+bool GraphEditor::SameShape(const std::string& a, const std::string& b) const {
+  Shape sa, sb;
+  if (StaticShape(a, &sa) && StaticShape(b, &sb)) return sa == sb;  // constants have no type entry
+  const ir::TypeInfo* ta = TypeOf(a);
+  const ir::TypeInfo* tb = TypeOf(b);
+  if (!ta || !tb || ta->kind != ir::TypeInfo::Kind::kTensor || tb->kind != ir::TypeInfo::Kind::kTensor || !ta->shape ||
+      !tb->shape || ta->shape->size() != tb->shape->size())
+    return false;
+  for (size_t i = 0; i < ta->shape->size(); ++i)
+    if (!SameDim((*ta->shape)[i], (*tb->shape)[i])) return false;
+  return true;
+}
+
 void GraphEditor::SetType(const std::string& value, ir::TypeInfo type) {
   for (auto* list : {&g_.outputs, &g_.value_info})
     for (auto& vi : *list)

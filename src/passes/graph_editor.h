@@ -15,6 +15,9 @@
 
 namespace strata::passes {
 
+// The same size at run time: equal known values, or the same (non-empty) symbol.
+bool SameDim(const ir::Dim& a, const ir::Dim& b);
+
 class GraphEditor {
  public:
   explicit GraphEditor(ir::Model& model);
@@ -60,6 +63,9 @@ class GraphEditor {
   std::optional<int64_t> Rank(const std::string& value) const;
   // Fully known static shape, if any.
   bool StaticShape(const std::string& value, Shape* out) const;
+  // Both shapes known to be equal at run time: the same rank, and in every dim equal known sizes or
+  // the same symbol (SameDim).
+  bool SameShape(const std::string& a, const std::string& b) const;
   void SetType(const std::string& value, ir::TypeInfo type);
 
   // Points every node input reading `from` at `to`. Requires Rewirable(from).

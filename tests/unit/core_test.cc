@@ -105,7 +105,6 @@ TEST(Npy, RoundTripAndRejectsGarbage) {
   std::filesystem::remove(path);
 }
 
-}  // namespace
 TEST(LargeBuffer, AlignedAndWritableAtEverySize) {
   for (size_t bytes : {size_t{0}, size_t{1}, size_t{100}, (size_t{2} << 20) - 1, size_t{2} << 20, (size_t{5} << 20) + 3}) {
     SCOPED_TRACE(bytes);
@@ -120,4 +119,5 @@ TEST(LargeBuffer, AlignedAndWritableAtEverySize) {
   }
 }
 
+}  // namespace
 }  // namespace strata

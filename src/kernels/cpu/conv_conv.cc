@@ -564,7 +564,7 @@ class DnnlConvDriver {
       CS cs;
       if (compute_shape(x, w, cs).ok()) Prepare(cs, x, w, info.input_present(2));
       const Tensor* wt = info.constant_input(1);
-      if (!cache_.empty() && wt && wt->dtype() == DType::kFloat && wt->shape() == w)
+      if (!cache_.empty() && wt && wt->dtype() == DType::kFloat)  // w is wt's shape
         cache_.front().conv->PackWeights(wt->data<float>());
     }
   }

@@ -489,9 +489,9 @@ class GemmKernel final : public OpKernel {
     const int64_t M = trans_a_ ? A.dim(1) : A.dim(0), K = trans_a_ ? A.dim(0) : A.dim(1);
     const int64_t KB = B ? (trans_b_ ? B->dim(1) : B->dim(0)) : packed_.K();
     const int64_t N = B ? (trans_b_ ? B->dim(0) : B->dim(1)) : packed_.N();
-    const Shape b_shape = B ? B->shape() : (trans_b_ ? Shape{N, KB} : Shape{KB, N});
-    if (K != KB) return InvalidArgument("Gemm: inner dimensions differ: " + ShapeToString(A.shape()) + " x " +
-                                        ShapeToString(b_shape));
+    if (K != KB)
+      return InvalidArgument("Gemm: inner dimensions differ: " + ShapeToString(A.shape()) + " x " +
+                             ShapeToString(B ? B->shape() : (trans_b_ ? Shape{N, KB} : Shape{KB, N})));
     if (C) {
       if (C->rank() > 2) return InvalidArgument("Gemm: C must have rank <= 2");
       auto bs = BroadcastShapes(C->shape(), Shape{M, N});
