@@ -9,6 +9,7 @@
 #include <random>
 #include <tuple>
 
+#include "isa_scope.h"
 #include "kernels/cpu/vec_math.h"
 #include "passes_test_util.h"
 
@@ -202,9 +203,8 @@ void RunCase(const Case& c, int threads) {
 void RunAll(const Case& c) {
   for (auto isa : {cpu::vec::Isa::kAvx512, cpu::vec::Isa::kScalar}) {
     if (cpu::vec::KernelsFor(isa) == nullptr) continue;
-    const auto before = cpu::vec::ForceIsa(isa);
+    IsaScope scope(isa);  // (ForceIsa returns the level it set, not the one before)
     for (int threads : {1, 2}) RunCase(c, threads);
-    cpu::vec::ForceIsa(before);
   }
 }
 

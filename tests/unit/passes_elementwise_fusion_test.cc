@@ -4,6 +4,7 @@
 // (docs/passes.md promises it), with any NaN where NaN.
 #include <cstdio>
 
+#include "isa_scope.h"
 #include "kernels/cpu/vec_math.h"
 #include "passes_test_util.h"
 
@@ -363,10 +364,8 @@ TEST(ElementwiseFusion, TakesTheAddsEpilogueFusionRefuses) {
 }
 
 TEST(ElementwiseFusion, EveryIsaAndTwoThreads) {
-  const cpu::vec::Isa best = cpu::vec::BestIsa();
-  for (cpu::vec::Isa isa : {cpu::vec::Isa::kScalar, cpu::vec::Isa::kAvx2, cpu::vec::Isa::kAvx512}) {
-    if (static_cast<int>(isa) > static_cast<int>(best)) continue;
-    cpu::vec::ForceIsa(isa);
+  for (cpu::vec::Isa isa : AvailableIsas()) {
+    IsaScope scope(isa);
     for (int threads : {1, 2}) {
       SCOPED_TRACE(::testing::Message() << cpu::vec::IsaName(isa) << ", " << threads << " threads");
       ModelBuilder b;
@@ -388,7 +387,6 @@ TEST(ElementwiseFusion, EveryIsaAndTwoThreads) {
       EXPECT_EQ(CompareRuns(b, threads), (OpCounts{{kFused, 1}}));
     }
   }
-  cpu::vec::ForceIsa(best);
 }
 
 TEST(ElementwiseFusion, MalformedProgramsFailAtLoad) {

@@ -7,6 +7,7 @@
 #include <limits>
 #include <random>
 
+#include "isa_scope.h"
 #include "kernels/cpu/vec_math.h"
 #include "passes_test_util.h"
 
@@ -14,11 +15,6 @@ namespace strata::testing {
 namespace {
 
 using cpu::vec::Isa;
-
-struct IsaScope {
-  explicit IsaScope(Isa isa) { cpu::vec::ForceIsa(isa); }
-  ~IsaScope() { cpu::vec::ForceIsa(cpu::vec::BestIsa()); }
-};
 
 std::vector<Isa> Isas() {
   std::vector<Isa> v{Isa::kScalar};

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "isa_scope.h"
 #include "kernels/cpu/vec_math.h"
 #include "onnx/importer.h"
 #include "runtime/session.h"
@@ -35,11 +36,7 @@ std::vector<const Kernels*> AllLevels() {
 }
 
 // Restores the dispatch level at scope exit.
-struct IsaScope {
-  Isa saved = cpu::vec::Active().isa;
-  explicit IsaScope(Isa isa) { cpu::vec::ForceIsa(isa); }
-  ~IsaScope() { cpu::vec::ForceIsa(saved); }
-};
+using testing::IsaScope;
 
 // Error of `got` in units of the float spacing at `want` (subnormal spacing below FLT_MIN).
 double UlpError(float got, double want) {
