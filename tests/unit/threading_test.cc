@@ -83,45 +83,36 @@ class OutOfScratchKernel final : public OpKernel {
 const KernelRegistrar kOutOfScratch{
     {.op_type = "OutOfScratch", .domain = "test.strata", .factory = MakeKernel<OutOfScratchKernel>}};
 
-int ThreadsSeenFor(int64_t elements) {
+// Runs the one-node model `op` (domain test.strata) on `elements` floats at 2 threads.
+Status RunTestOp(const std::string& op, int64_t elements) {
   testing::ModelBuilder b;
   b.Input("x", onnx::TensorProto::FLOAT, {elements}).Output("y", onnx::TensorProto::FLOAT, {elements});
   auto* imp = b.proto().add_opset_import();
   imp->set_domain("test.strata");
   imp->set_version(1);
-  b.Node("ThreadProbe", {"x"}, {"y"}).set_domain("test.strata");
+  b.Node(op, {"x"}, {"y"}).set_domain("test.strata");
   const std::string bytes = b.Bytes();
   auto model = onnx_io::LoadModelFromBytes(bytes.data(), bytes.size());
-  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  if (!model.ok()) return model.status();
   SessionOptions opts;
   opts.num_threads = 2;
   auto session = Session::FromModel(std::move(model).value(), opts);
-  EXPECT_TRUE(session.ok()) << session.status().ToString();
+  if (!session.ok()) return session.status();
   std::vector<Value> out;
+  return (*session)->Run(std::vector<Value>{Tensor(DType::kFloat, {elements})}, out);
+}
+
+int ThreadsSeenFor(int64_t elements) {
   probed_threads = 0;
-  EXPECT_TRUE((*session)->Run(std::vector<Value>{Tensor(DType::kFloat, {elements})}, out).ok());
+  const Status st = RunTestOp("ThreadProbe", elements);
+  EXPECT_TRUE(st.ok()) << st.ToString();
   return probed_threads;
 }
 
 // Running out of memory inside a parallel loop is an error naming the node, not the end of the
 // process (an exception escaping an OpenMP region calls std::terminate).
 TEST(Threading, OutOfMemoryOnAWorkerThreadIsAnError) {
-  testing::ModelBuilder b;
-  const int64_t n = kSerialWorkElements;  // large enough for the step to get both threads
-  b.Input("x", onnx::TensorProto::FLOAT, {n}).Output("y", onnx::TensorProto::FLOAT, {n});
-  auto* imp = b.proto().add_opset_import();
-  imp->set_domain("test.strata");
-  imp->set_version(1);
-  b.Node("OutOfScratch", {"x"}, {"y"}).set_domain("test.strata");
-  const std::string bytes = b.Bytes();
-  auto model = onnx_io::LoadModelFromBytes(bytes.data(), bytes.size());
-  ASSERT_TRUE(model.ok()) << model.status().ToString();
-  SessionOptions opts;
-  opts.num_threads = 2;
-  auto session = Session::FromModel(std::move(model).value(), opts);
-  ASSERT_TRUE(session.ok()) << session.status().ToString();
-  std::vector<Value> out;
-  const Status st = (*session)->Run(std::vector<Value>{Tensor(DType::kFloat, {n})}, out);
+  const Status st = RunTestOp("OutOfScratch", kSerialWorkElements);  // large enough for both threads
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("out of memory"), std::string::npos) << st.ToString();
   EXPECT_NE(st.message().find("OutOfScratch"), std::string::npos) << st.ToString();
