@@ -196,9 +196,9 @@ int Bench(const BenchArgs& a) {
     std::printf("threads:   %d\npeak RSS:  %.1f MiB\n", (*session)->num_threads(), rss);
     if (gflop > 0)
       std::printf("work:      %.3f GFLOP in Conv/MatMul/Gemm/Attention, %.1f GFLOP/s at p50\n", gflop, gflop / (pct(0.5) * 1e-3));
-    std::printf("memory:    arena %.2f MiB for %.2f MiB of intermediates (%d buffers; %d on the heap)\n",
+    std::printf("memory:    arena %.2f MiB for %.2f MiB of intermediates (%d buffers, %d in place; %d on the heap)\n",
                 static_cast<double>(plan.arena_bytes) * mib, static_cast<double>(plan.planned_bytes) * mib,
-                plan.planned_buffers, plan.heap_buffers);
+                plan.planned_buffers, plan.in_place_buffers, plan.heap_buffers);
   }
   if (a.profile && !a.json) PrintProfile((*session)->TakeProfile(), static_cast<size_t>(a.profile_steps));
   return 0;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 #include <new>
+#include <numeric>
 
 #include "core/dtype_names.h"
 #include "core/large_buffer.h"
@@ -416,6 +417,44 @@ struct RecordedBuffer {
   bool escapes = false;
 };
 
+// A step output that may take over the buffer of one of its inputs (OpKernel::InPlaceInput): both
+// whole recorded buffers of the same size, the input read by no other input of the step. It
+// happens when the plan finds the step is the input's last reader.
+struct InPlaceCandidate {
+  int step;
+  int input_buffer;
+  int output_buffer;
+};
+
+// The candidate for step k's in-place input, if the recording allows one.
+bool FindInPlace(const CompiledGraph::Step& step, int k, const std::vector<Value>& frame,
+                 const std::vector<int>& slot_buffer, const std::vector<RecordedBuffer>& rec, InPlaceCandidate& c) {
+  const int in = step.kernel->InPlaceInput();
+  if (in < 0 || static_cast<size_t>(in) >= step.inputs.size() || step.outputs.empty()) return false;
+  const int s_in = step.inputs[static_cast<size_t>(in)], s_out = step.outputs[0];
+  if (s_in < 0 || s_out < 0) return false;
+  const Value& vi = frame[static_cast<size_t>(s_in)];
+  const Value& vo = frame[static_cast<size_t>(s_out)];
+  if (!vi.is_tensor() || !vo.is_tensor()) return false;
+  const int bi = slot_buffer[static_cast<size_t>(s_in)], bo = slot_buffer[static_cast<size_t>(s_out)];
+  if (bi < 0 || bo < 0 || bi == bo) return false;
+  const RecordedBuffer& ri = rec[static_cast<size_t>(bi)];
+  const RecordedBuffer& ro = rec[static_cast<size_t>(bo)];
+  // Whole buffers only: a view could leave bytes of the input that the output would overwrite unread.
+  if (ro.step != k || ri.bytes != ro.bytes || vi.tensor().raw() != ri.begin || vi.tensor().nbytes() != ri.bytes ||
+      vo.tensor().raw() != ro.begin || vo.tensor().nbytes() != ro.bytes)
+    return false;
+  // Any other operand in the same buffer would be read after the output started overwriting it.
+  for (size_t j = 0; j < step.inputs.size(); ++j) {
+    const int s = step.inputs[j];
+    if (j != static_cast<size_t>(in) && s >= 0 && slot_buffer[static_cast<size_t>(s)] == bi) return false;
+  }
+  for (int s : step.reads)
+    if (s != s_in && slot_buffer[static_cast<size_t>(s)] == bi) return false;
+  c = {k, bi, bo};
+  return true;
+}
+
 class MainContext final : public ExecContext {
  public:
   enum class Mode { kHeap, kRecord, kPlanned };
@@ -520,12 +559,30 @@ class MainContext final : public ExecContext {
 // which steps ask for them, and where each step output should lie.
 MemoryPlan BuildPlan(std::span<const CompiledGraph::Step> steps, const std::vector<RecordedBuffer>& rec,
                      const std::vector<int>& slot_buffer, const std::vector<int>& output_buffer,
-                     const std::vector<const void*>& output_data) {
+                     const std::vector<const void*>& output_data, const std::vector<InPlaceCandidate>& in_place) {
   MemoryPlan plan;
+  // An output that takes over its input's buffer joins that buffer's group: one placement whose
+  // lifetime runs from the first member's step to the last read of any member.
+  std::vector<int> group(rec.size());
+  std::iota(group.begin(), group.end(), 0);
+  for (const InPlaceCandidate& c : in_place) {
+    const RecordedBuffer& ri = rec[static_cast<size_t>(c.input_buffer)];
+    const RecordedBuffer& ro = rec[static_cast<size_t>(c.output_buffer)];
+    if (ri.last != c.step || ri.escapes || ro.escapes || ri.bytes == 0) continue;
+    group[static_cast<size_t>(c.output_buffer)] = group[static_cast<size_t>(c.input_buffer)];
+    ++plan.stats.in_place_buffers;
+  }
   std::vector<BufferLifetime> lifetimes;
   std::vector<int> placed_index(rec.size(), -1);
   for (size_t i = 0; i < rec.size(); ++i) {
     if (rec[i].escapes || rec[i].bytes == 0) continue;
+    const size_t g = static_cast<size_t>(group[i]);
+    if (g != i) {  // candidates come in step order, so the group's first member is already placed
+      placed_index[i] = placed_index[g];
+      BufferLifetime& l = lifetimes[static_cast<size_t>(placed_index[g])];
+      l.last = std::max(l.last, rec[i].last);
+      continue;
+    }
     placed_index[i] = static_cast<int>(lifetimes.size());
     lifetimes.push_back({rec[i].bytes, rec[i].step, rec[i].last});
   }
@@ -669,6 +726,7 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
   for (size_t i = 0; i < inputs.size(); ++i) frame[static_cast<size_t>(input_slots_[i])] = inputs[i];
 
   std::vector<int> slot_buffer;  // recording: the recorded buffer each slot's tensor lives in
+  std::vector<InPlaceCandidate> in_place;
   double recorded_flops = 0;
   if (mode == MainContext::Mode::kRecord) slot_buffer.assign(frame.size(), -1);
 
@@ -718,6 +776,7 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
         }
       }
       recorded_flops += ContractionFlops(*step.node, frame, step);
+      if (InPlaceCandidate c; FindInPlace(step, static_cast<int>(k), frame, slot_buffer, rec, c)) in_place.push_back(c);
       for (int s : step.reads)
         if (int b = slot_buffer[static_cast<size_t>(s)]; b >= 0)
           rec[static_cast<size_t>(b)].last = std::max(rec[static_cast<size_t>(b)].last, static_cast<int>(k));
@@ -798,7 +857,7 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
     plan = state.plans.back().get();
   }
   const int recordings = plan->recordings + 1;
-  *plan = BuildPlan(steps_, rec, slot_buffer, output_buffer, output_data);
+  *plan = BuildPlan(steps_, rec, slot_buffer, output_buffer, output_data, in_place);
   plan->signature = state.signature;
   plan->recordings = recordings;
   plan->stats.matmul_flops = recorded_flops;

@@ -25,6 +25,10 @@ class OpKernel {
  public:
   virtual ~OpKernel() = default;
   virtual Status Compute(KernelContext& ctx) = 0;
+  // An input whose buffer output 0 may take over when this step is the input's last reader and
+  // both have the same size, or -1. The kernel must then compute correctly with output 0 at the
+  // input's address (the memory planner decides; the kernel sees it as equal pointers).
+  virtual int InPlaceInput() const { return -1; }
 };
 
 // Compile-time view of one node.

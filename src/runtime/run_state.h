@@ -16,6 +16,7 @@ struct PlanStats {
   size_t planned_bytes = 0;   // sum of the intermediates placed in the arena
   int planned_buffers = 0;
   int heap_buffers = 0;       // outputs and anything the plan could not place
+  int in_place_buffers = 0;   // planned buffers that take over an input's buffer (OpKernel::InPlaceInput)
   double matmul_flops = 0;    // multiply-add work of Conv/MatMul/Gemm/Attention steps (2 per MAC), measured
                               // on the recorded run's actual shapes
 };

@@ -3,7 +3,9 @@
 
 #include <random>
 
+#include "kernels/cpu/nn_common.h"
 #include "onnx/importer.h"
+#include "passes_test_util.h"
 #include "runtime/memory_plan.h"
 #include "runtime/session.h"
 #include "test_model_builder.h"
@@ -236,6 +238,126 @@ TEST(PlannedRun, DataDependentShapesFallBackSafely) {
     ASSERT_TRUE(heap->Run(std::vector<Value>{x}, want).ok());
     ExpectEqual(got[0].tensor(), want[0].tensor());
   }
+}
+
+// ---- In place: an output taking over the buffer of an input it is the last reader of ----
+
+// x -> FusedConv+Relu -> a -> Conv -> c -> Relu(Conv(c) + a) -> Conv -> y. At -O3 the residual Add
+// fuses into the third Conv, and all activations between the Convs are channels-last.
+// `a_read_after` makes a graph output of a + r, so the fused Conv is no longer a's last reader;
+// `src_is_residual` makes the third Conv read a as its source too.
+std::string ConvResidualModel(bool a_read_after, bool src_is_residual) {
+  using testing::SetInts;
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {2, 8, 9, 9});
+  b.Output("y", onnx::TensorProto::FLOAT, {2, 8, 9, 9});
+  testing::RandomInit(b, "w1", {8, 8, 3, 3}, 1);
+  testing::RandomInit(b, "b1", {8}, 2);
+  testing::RandomInit(b, "w2", {8, 8, 1, 1}, 3);
+  testing::RandomInit(b, "w3", {8, 8, 3, 3}, 4);
+  testing::RandomInit(b, "w4", {8, 8, 1, 1}, 5);
+  SetInts(b.Node("Conv", {"x", "w1", "b1"}, {"c1"}), "pads", {1, 1, 1, 1});
+  b.Node("Relu", {"c1"}, {"a"});
+  b.Node("Conv", {"a", "w2"}, {"c"});
+  SetInts(b.Node("Conv", {src_is_residual ? "a" : "c", "w3"}, {"d"}), "pads", {1, 1, 1, 1});
+  b.Node("Add", {"d", "a"}, {"s"});
+  b.Node("Relu", {"s"}, {"r"});
+  b.Node("Conv", {"r", "w4"}, {"y"});
+  if (a_read_after) {
+    b.Output("z", onnx::TensorProto::FLOAT, {2, 8, 9, 9});
+    b.Node("Add", {"r", "a"}, {"z"});
+  }
+  return b.Bytes();
+}
+
+// x -> FusedMatMul(+b1) -> h -> FusedMatMul(Relu) -> g -> FusedMatMul(+ h) -> Transpose -> y.
+std::string MatMulResidualModel() {
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {6, 16});
+  b.Output("y", onnx::TensorProto::FLOAT, {16, 6});
+  testing::RandomInit(b, "w1", {16, 16}, 1);
+  testing::RandomInit(b, "b1", {16}, 2);
+  testing::RandomInit(b, "w2", {16, 16}, 3);
+  testing::RandomInit(b, "w3", {16, 16}, 4);
+  b.Node("MatMul", {"x", "w1"}, {"m1"});
+  b.Node("Add", {"m1", "b1"}, {"h"});
+  b.Node("MatMul", {"h", "w2"}, {"m2"});
+  b.Node("Relu", {"m2"}, {"g"});
+  b.Node("MatMul", {"g", "w3"}, {"m3"});
+  b.Node("Add", {"m3", "h"}, {"s"});
+  testing::SetInts(b.Node("Transpose", {"s"}, {"y"}), "perm", {1, 0});
+  return b.Bytes();
+}
+
+std::unique_ptr<Session> LoadOptimized(const std::string& bytes, bool plan_memory, int level = 3) {
+  auto model = onnx_io::LoadModelFromBytes(bytes.data(), bytes.size());
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  SessionOptions opts;
+  opts.plan_memory = plan_memory;
+  opts.opt_level = level;
+  auto s = Session::FromModel(std::move(model).value(), opts);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return std::move(s).value();
+}
+
+int CountOp(const Session& s, const std::string& op) {
+  int n = 0;
+  for (const auto& node : s.model().graph->nodes) n += node.op_type == op;
+  return n;
+}
+
+// Runs `bytes` planned (the first run records, the rest use the plan) and on the heap on the same
+// inputs, expects equal outputs, and returns the planned runs' count of in-place buffers.
+int InPlaceBuffersOfPlannedRuns(const std::string& bytes, const Shape& x_shape, int level = 3) {
+  auto planned = LoadOptimized(bytes, true, level);
+  auto heap = LoadOptimized(bytes, false, level);
+  int in_place = -1;
+  for (uint32_t seed = 1; seed < 5; ++seed) {
+    const Tensor x = Random(x_shape, seed);
+    std::vector<Value> got, want;
+    EXPECT_TRUE(planned->Run(std::vector<Value>{x}, got).ok());
+    EXPECT_TRUE(heap->Run(std::vector<Value>{x}, want).ok());
+    for (size_t k = 0; k < want.size(); ++k) ExpectEqual(got[k].tensor(), want[k].tensor());
+    const PlanStats st = planned->last_plan_stats();
+    if (seed > 1) {
+      EXPECT_TRUE(st.planned);
+      in_place = st.in_place_buffers;
+    }
+  }
+  return in_place;
+}
+
+TEST(InPlace, FusedConvWritesOverTheResidualItReadsLast) {
+  const std::string bytes = ConvResidualModel(false, false);
+  ASSERT_EQ(CountOp(*LoadOptimized(bytes, true), "FusedConv"), 4);
+  for (int level : {2, 3}) {  // NCHW, and channels-last
+    EXPECT_EQ(InPlaceBuffersOfPlannedRuns(bytes, {2, 8, 9, 9}, level), 1) << "-O" << level;
+  }
+}
+
+TEST(InPlace, ConvReferencePathsKeepTheResidualBeforeWritingOverIt) {
+  for (int level : {2, 3}) {
+    cpu::nn::ForceConvReference(true);
+    const int in_place = InPlaceBuffersOfPlannedRuns(ConvResidualModel(false, false), {2, 8, 9, 9}, level);
+    cpu::nn::ForceConvReference(false);
+    EXPECT_EQ(in_place, 1) << "-O" << level;
+  }
+}
+
+TEST(InPlace, NotWhenTheResidualIsReadLater) {
+  EXPECT_EQ(InPlaceBuffersOfPlannedRuns(ConvResidualModel(true, false), {2, 8, 9, 9}), 0);
+}
+
+TEST(InPlace, NotWhenTheResidualIsAlsoTheSource) {
+  const std::string bytes = ConvResidualModel(false, true);
+  ASSERT_EQ(CountOp(*LoadOptimized(bytes, true), "FusedConv"), 3);  // the second Conv is dead
+  EXPECT_EQ(InPlaceBuffersOfPlannedRuns(bytes, {2, 8, 9, 9}), 0);
+}
+
+TEST(InPlace, FusedMatMulWritesOverTheResidualItReadsLast) {
+  const std::string bytes = MatMulResidualModel();
+  ASSERT_EQ(CountOp(*LoadOptimized(bytes, true), "FusedMatMul"), 3);
+  EXPECT_EQ(InPlaceBuffersOfPlannedRuns(bytes, {6, 16}), 1);
 }
 
 }  // namespace

@@ -671,6 +671,11 @@ class DnnlConvDriver {
       else std::copy(yn.begin(), yn.end(), y);
       return Status::Ok();
     }
+    std::vector<float> kept;  // the residual, when the output took over its buffer (in place)
+    if (residual == y) {
+      kept.assign(residual, residual + NumElements(cs.y_shape));
+      residual = kept.data();
+    }
     Reference<float>(cs, x, w, b, y);
     if (ep_) ep_->Apply(y, NumElements(cs.y_shape), residual);
     return Status::Ok();
@@ -722,10 +727,15 @@ class ConvKernel final : public OpKernel {
         layouts_nhwc_ = true;
       }
       driver_.SetLayouts(layouts);
+      residual_in_place_ = ep_.has_residual() && layouts.residual_nhwc == layouts.y_nhwc;
     }
     driver_.Init(info, ShapeFn());
     return Status::Ok();
   }
+  // The residual's buffer can become the output's: the sum post-op reads each element before the
+  // convolution writes it, a primitive with its own layout takes the residual in first, and the
+  // reference paths keep a copy. Not across layouts, which would need a reorder in place.
+  int InPlaceInput() const override { return residual_in_place_ ? 3 : -1; }
   Status Compute(KernelContext& ctx) override {
     if (layouts_nhwc_ && ctx.input_tensor(0).rank() != 4)
       return InvalidArgument(std::string(node_op_) + ": channels-last layouts need a 4-D input, got " +
@@ -736,6 +746,7 @@ class ConvKernel final : public OpKernel {
  private:
   const char* node_op_ = "Conv";
   bool layouts_nhwc_ = false;
+  bool residual_in_place_ = false;
   Epilogue ep_;
   SpatialAttrs attrs_;
   int64_t group_ = 1;

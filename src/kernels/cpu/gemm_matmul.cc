@@ -144,6 +144,11 @@ class FloatMatMul {
       call_.Execute(dnnl_.prim);
       return;
     }
+    std::vector<float> kept;  // the residual, when the output took over its buffer (in place)
+    if (residual == y) {
+      kept.assign(residual, residual + n);
+      residual = kept.data();
+    }
     if (g.K == 0) std::fill(y, y + n, 0.f);
     else BatchedMatMulRef<float>(g, a, b, y);
     if (bias_)
@@ -390,6 +395,10 @@ class FusedMatMulKernel final : public OpKernel {
     if (ka && kb && BuildMatMulGeom(a, b, geom_).ok()) fmm_.Prepare(geom_);
     return Status::Ok();
   }
+
+  // The residual's buffer can become the output's: oneDNN's sum post-op reads each element before
+  // writing it, and the reference path keeps a copy.
+  int InPlaceInput() const override { return ep_.has_residual() ? 3 : -1; }
 
   Status Compute(KernelContext& ctx) override {
     const Tensor& A = ctx.input_tensor(0);
