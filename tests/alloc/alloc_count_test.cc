@@ -202,6 +202,29 @@ TEST(SteadyStateAllocations, SmallCnn) {
   }
 }
 
+// A 3x3 convolution between channels-last ones runs on oneDNN's Winograd kernel at 1 and 2 threads
+// (with a residual, and channel counts that are not whole 16-channel blocks); Strata converts its
+// blocked activations itself because oneDNN's reorders allocate on their worker threads.
+TEST(SteadyStateAllocations, WinogradBetweenChannelsLastConvolutions) {
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {1, 24, 32, 32}).Output("y", onnx::TensorProto::FLOAT, {1, 24, 32, 32});
+  b.Initializer("w1", RandomValues(24 * 24, 1), {24, 24, 1, 1});
+  b.Initializer("w2", RandomValues(24 * 24 * 9, 2), {24, 24, 3, 3});
+  b.Initializer("b2", RandomValues(24, 3), {24});
+  b.Initializer("w3", RandomValues(24 * 24, 4), {24, 24, 1, 1});
+  b.Node("Conv", {"x", "w1"}, {"c1"});
+  b.Node("Relu", {"c1"}, {"r1"});
+  b.Node("Conv", {"r1", "w2", "b2"}, {"c2"}).add_attribute()->CopyFrom(IntsAttr("pads", {1, 1, 1, 1}));
+  b.Node("Add", {"c2", "r1"}, {"s"});
+  b.Node("Relu", {"s"}, {"r2"});
+  b.Node("Conv", {"r2", "w3"}, {"y"});
+  for (int threads : {1, 2}) {
+    const SteadyState n = AllocationsPerSteadyRun(b.Bytes(), {Value(RandomTensor({1, 24, 32, 32}, 5))}, threads);
+    EXPECT_EQ(n.strata, 0) << "heap allocations per steady-state run at " << threads
+                           << " threads (STRATA_ALLOC_TRACE=1 shows where)";
+  }
+}
+
 TEST(SteadyStateAllocations, AttentionBlock) {
   // Scores = softmax(q k^T / 8), context = scores v, then a decomposed layer norm.
   ModelBuilder b;

@@ -4,6 +4,7 @@
 // im2col/col2im plus the reference GEMM.
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -166,6 +167,103 @@ void ConvRef(const ConvShape& cs, const T* x, const T* w, const T* bias, T* y) {
 
 memory::dims ToDims(const Shape& v) { return memory::dims(v.begin(), v.end()); }
 
+// Channels-last view of logical NC<spatial> dims.
+memory::desc ChannelsLastDesc(const std::vector<int64_t>& dims) {
+  std::vector<int64_t> strides(dims.size());
+  int64_t s = dims.size() > 1 ? dims[1] : 1;
+  for (size_t i = dims.size(); i-- > 2;) {
+    strides[i] = s;
+    s *= dims[i];
+  }
+  strides[1] = 1;
+  strides[0] = s;
+  return memory::desc(ToDims(dims), memory::data_type::f32, ToDims(strides));
+}
+
+// Activations between the user's layout and the one a primitive wants, copied by Strata rather than
+// by oneDNN 2.6's reorder primitives, which allocate on their worker threads on every run (that
+// would put heap allocations on the hot path at more than one thread). Two cases cover what
+// Strata's convolutions meet: channels-first [n, c, hw] to channels-last [n, hw, c] (the edges of a
+// channels-last chain), and channels-last to the blocked nC<spatial>16c that the Winograd kernel
+// reads and writes ([n, c/16, hw, 16], the last block zero-padded; each pixel's 16 channels are one
+// contiguous run on both sides).
+struct LayoutCopy {
+  static constexpr int64_t kBlock = 16;
+  enum class Kind { kNone, kFirstToLast, kLastToBlocked };
+  Kind kind = Kind::kNone;
+  int64_t n = 0, c = 0, hw = 0;
+
+  bool on() const { return kind != Kind::kNone; }
+
+  // The copy from `user` to `prim` (and back), when it is one of the two cases.
+  static LayoutCopy Between(const memory::desc& user, const memory::desc& prim) {
+    LayoutCopy l;
+    const memory::dims d = user.dims();
+    if (d.size() < 3 || d.size() > 5 || user.data_type() != memory::data_type::f32) return l;
+    const std::vector<int64_t> dims(d.begin(), d.end());
+    static constexpr memory::format_tag kBlocked[] = {memory::format_tag::nCw16c, memory::format_tag::nChw16c,
+                                                      memory::format_tag::nCdhw16c};
+    if (user == nn::PlainDesc(dims) && prim == ChannelsLastDesc(dims)) l.kind = Kind::kFirstToLast;
+    else if (user == ChannelsLastDesc(dims) && prim == memory::desc(d, memory::data_type::f32, kBlocked[d.size() - 3]))
+      l.kind = Kind::kLastToBlocked;
+    else return l;
+    l.n = d[0];
+    l.c = d[1];
+    l.hw = 1;
+    for (size_t i = 2; i < d.size(); ++i) l.hw *= d[i];
+    return l;
+  }
+
+  void ToPrimitive(const float* x, float* y) const {
+    if (kind == Kind::kFirstToLast) {
+      tensor::StridedCopy(x, 0, Shape{n, hw, c}, {c * hw, 1, hw}, y);
+      return;
+    }
+    ForEachRun([&](int64_t i, int64_t x_offset, int64_t k) {
+      float* to = y + i * kBlock;
+      if (k == kBlock) {  // a fixed-size copy compiles to one vector move; a variable one calls memmove
+        std::memcpy(to, x + x_offset, kBlock * sizeof(float));
+        return;
+      }
+      std::copy(x + x_offset, x + x_offset + k, to);
+      std::fill(to + k, to + kBlock, 0.f);  // the kernel reads the padding
+    });
+  }
+  void FromPrimitive(const float* y, float* x) const {
+    if (kind == Kind::kFirstToLast) {
+      tensor::StridedCopy(y, 0, Shape{n, c, hw}, {hw * c, 1, c}, x);
+      return;
+    }
+    ForEachRun([&](int64_t i, int64_t x_offset, int64_t k) {
+      if (k == kBlock) std::memcpy(x + x_offset, y + i * kBlock, kBlock * sizeof(float));
+      else std::copy(y + i * kBlock, y + i * kBlock + k, x + x_offset);
+    });
+  }
+
+ private:
+  static constexpr int64_t kRunsPerTask = 4096;  // 256 KiB
+
+  // f(i, offset, k) for every run i of the blocked layout, in order: its channels-last offset and its
+  // count of real (not padding) channels.
+  template <typename F>
+  void ForEachRun(F&& f) const {
+    const int64_t blocks = (c + kBlock - 1) / kBlock;
+    ParallelFor(n * blocks * hw, [&](int64_t begin, int64_t end) {
+      int64_t p = begin % hw, cb = begin / hw % blocks, img = begin / (hw * blocks);
+      for (int64_t i = begin; i < end; ++i) {
+        f(i, (img * hw + p) * c + cb * kBlock, std::min(kBlock, c - cb * kBlock));
+        if (++p == hw) {
+          p = 0;
+          if (++cb == blocks) {
+            cb = 0;
+            ++img;
+          }
+        }
+      }
+    }, kRunsPerTask);
+  }
+};
+
 // Activations in a primitive's own layout (Winograd's blocked nChw16c) live only for one call, so they
 // go in the thread's kernel scratch (slots 0 and 1) rather than a buffer per layer: per-layer buffers
 // held 74 MiB across ResNet-50's Winograd layers at batch 8.
@@ -185,6 +283,7 @@ struct DnnlConv {
   std::shared_ptr<void> wei_buffer;
   const void* wei_cached = nullptr;  // constant weights already in wei_buffer
   dnnl::reorder src_reorder, dst_reorder, wei_reorder, res_reorder;
+  LayoutCopy src_copy, dst_copy, res_copy;  // used instead of those reorders when on
   nn::DnnlCall src_call, dst_call, wei_call, res_call, conv_call;
 
   // `residual` (FusedConv) is what a sum post-op adds: it is placed in the destination first.
@@ -197,12 +296,15 @@ struct DnnlConv {
     if (src_md != user_src) {
       src = ActivationScratch(0, src_md);
       if (!src) return false;
-      src_call.Arg(DNNL_ARG_FROM, user_src, x).Arg(DNNL_ARG_TO, src_md, src).Execute(src_reorder);
+      if (src_copy.on()) src_copy.ToPrimitive(x, static_cast<float*>(const_cast<void*>(src)));
+      else src_call.Arg(DNNL_ARG_FROM, user_src, x).Arg(DNNL_ARG_TO, src_md, src).Execute(src_reorder);
     }
     void* dst = dst_md != user_dst ? ActivationScratch(1, dst_md) : y;
     if (!dst) return false;
     if (residual) {
-      if (dst_md != user_res) {
+      if (res_copy.on()) {
+        res_copy.ToPrimitive(residual, static_cast<float*>(dst));
+      } else if (dst_md != user_res) {
         res_call.Arg(DNNL_ARG_FROM, user_res, residual).Arg(DNNL_ARG_TO, dst_md, dst).Execute(res_reorder);
       } else {
         // A binary-add post-op that reads the residual in place would save the copy, but oneDNN 2.6
@@ -218,7 +320,8 @@ struct DnnlConv {
     conv_call.Arg(DNNL_ARG_SRC, src_md, src).Arg(DNNL_ARG_WEIGHTS, wei_md, wei).Arg(DNNL_ARG_DST, dst_md, dst);
     if (b) conv_call.Arg(DNNL_ARG_BIAS, bias_md, b);
     conv_call.Execute(prim);
-    if (dst_md != user_dst) dst_call.Arg(DNNL_ARG_FROM, dst_md, dst).Arg(DNNL_ARG_TO, user_dst, y).Execute(dst_reorder);
+    if (dst_copy.on()) dst_copy.FromPrimitive(static_cast<const float*>(dst), y);
+    else if (dst_md != user_dst) dst_call.Arg(DNNL_ARG_FROM, dst_md, dst).Arg(DNNL_ARG_TO, user_dst, y).Execute(dst_reorder);
     return true;
   }
 
@@ -260,6 +363,9 @@ struct DnnlConv {
     if (dst_md != user_dst) dst_reorder = reorder(dst_md, user_dst);
     if (wei_md != user_wei) wei_reorder = reorder(user_wei, wei_md);
     if (!user_res.is_zero() && user_res != dst_md) res_reorder = reorder(user_res, dst_md);
+    src_copy = LayoutCopy::Between(user_src, src_md);
+    dst_copy = LayoutCopy::Between(user_dst, dst_md);
+    if (!user_res.is_zero()) res_copy = LayoutCopy::Between(user_res, dst_md);
     ok = true;
   }
 };
@@ -275,19 +381,6 @@ struct ConvLayouts {
   bool x_nhwc = false, y_nhwc = false, residual_nhwc = false;
   bool any() const { return x_nhwc || y_nhwc || residual_nhwc; }
 };
-
-// Channels-last view of logical NC<spatial> dims.
-memory::desc ChannelsLastDesc(const std::vector<int64_t>& dims) {
-  std::vector<int64_t> strides(dims.size());
-  int64_t s = dims.size() > 1 ? dims[1] : 1;
-  for (size_t i = dims.size(); i-- > 2;) {
-    strides[i] = s;
-    s *= dims[i];
-  }
-  strides[1] = 1;
-  strides[0] = s;
-  return memory::desc(ToDims(dims), memory::data_type::f32, ToDims(strides));
-}
 
 memory::desc ActivationDesc(const std::vector<int64_t>& dims, bool nhwc) {
   return nhwc ? ChannelsLastDesc(dims) : nn::PlainDesc(dims);
@@ -308,19 +401,20 @@ void CopyChannels(const float* src, float* dst, int64_t n, int64_t c, int64_t hw
 // only reads and writes blocked (nChw16c) activations, so the NCHW/NHWC tensors around it are
 // reordered in and out, which costs a few percent of what it saves. The error stays at the direct
 // kernels' level (ResNet-50 against torch: max |error| 1.3e-4 for |y| up to 112).
-// One thread only: with more, oneDNN's Winograd kernels (F(4x4, 3x3) and F(2x2, 3x3)) malloc inside
-// their parallel region on every run (even with a user-provided scratchpad), which breaks the
-// allocation-free hot path; the steady-state allocation test catches it.
+// On more than one thread only between channels-last activations, which LayoutCopy converts:
+// oneDNN 2.6's own reorders (which the NCHW case needs) allocate on their worker threads on every
+// run, breaking the allocation-free hot path; the steady-state allocation test catches it.
 // STRATA_CONV_WINOGRAD=0 turns it off.
-bool WinogradEligible(const ConvShape& cs) {
+bool WinogradEligible(const ConvShape& cs, const ConvLayouts& layouts, bool residual) {
   static const bool enabled = [] {
     const char* v = std::getenv("STRATA_CONV_WINOGRAD");
     return !(v && std::string(v) == "0");
   }();
   const SpatialGeom& g = cs.geom;
+  const bool channels_last = layouts.x_nhwc && layouts.y_nhwc && (!residual || layouts.residual_nhwc);
   return enabled && cs.G == 1 && g.kernel.size() == 2 && g.kernel[0] == 3 && g.kernel[1] == 3 &&
          g.strides[0] == 1 && g.strides[1] == 1 && g.dilations[0] == 1 && g.dilations[1] == 1 &&
-         cs.N * g.out[0] * g.out[1] >= 28 * 28 && omp_get_max_threads() == 1;
+         cs.N * g.out[0] * g.out[1] >= 28 * 28 && (omp_get_max_threads() == 1 || channels_last);
 }
 
 std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias, const Epilogue* ep,
@@ -352,7 +446,7 @@ std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias, const
     const dnnl::convolution_forward::desc direct = make_desc(dnnl::algorithm::convolution_direct);
     const dnnl::convolution_forward::desc winograd = make_desc(dnnl::algorithm::convolution_winograd);
     dnnl::convolution_forward::primitive_desc pd;
-    if (WinogradEligible(cs)) {
+    if (WinogradEligible(cs, layouts, ep && ep->has_residual())) {
       try {
         // Only F(4x4, 3x3): oneDNN's F(2x2, 3x3) kernel is slower on 56x56 and has 2x fewer savings.
         pd = dnnl::convolution_forward::primitive_desc(winograd, attr, Engine());

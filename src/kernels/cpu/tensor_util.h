@@ -97,17 +97,18 @@ void TiledCopy(const T* in, int64_t base, const Shape& shape, const Strides& in_
   }
   const int64_t planes = NumElements(rest);
   constexpr int64_t kTile = 32;
-#pragma omp parallel for if (planes * n_a * n_last > (1 << 16)) schedule(static)
-  for (int64_t p = 0; p < planes; ++p) {
-    int64_t ioff = base, ooff = 0, rem = p;
-    for (int d = static_cast<int>(rest.size()) - 1; d >= 0; --d) {
-      const auto ud = static_cast<size_t>(d);
-      const int64_t i = rem % rest[ud];
-      rem /= rest[ud];
-      ioff += i * rin[ud];
-      ooff += i * rout[ud];
-    }
-    for (int64_t i0 = 0; i0 < n_a; i0 += kTile) {
+  const int64_t tiles = (n_a + kTile - 1) / kTile;  // of rows along a, per plane
+  ParallelRows(planes * tiles, kTile * n_last, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t p = t / tiles, i0 = t % tiles * kTile;
+      int64_t ioff = base, ooff = 0, rem = p;
+      for (int d = static_cast<int>(rest.size()) - 1; d >= 0; --d) {
+        const auto ud = static_cast<size_t>(d);
+        const int64_t i = rem % rest[ud];
+        rem /= rest[ud];
+        ioff += i * rin[ud];
+        ooff += i * rout[ud];
+      }
       const int64_t i1 = i0 + kTile < n_a ? i0 + kTile : n_a;
       for (int64_t j0 = 0; j0 < n_last; j0 += kTile) {
         const int64_t j1 = j0 + kTile < n_last ? j0 + kTile : n_last;
@@ -118,7 +119,7 @@ void TiledCopy(const T* in, int64_t base, const Shape& shape, const Strides& in_
         }
       }
     }
-  }
+  });
 }
 
 // Generic rank-N strided gather: out (contiguous, shape `shape`) [i] = in[sum idx_d * in_strides_d + base].
@@ -137,16 +138,8 @@ void StridedCopy(const T* in, int64_t base, const Shape& shape, const Strides& i
         return;
       }
   }
-  const int64_t rows = total / inner;
-  constexpr int64_t kParallelElems = 1 << 17;
-  if (total < kParallelElems || rows < 2) {
-    StridedCopyRows(in, base, shape, in_strides, out, 0, rows);
-    return;
-  }
-  const int64_t chunks = rows < 64 ? rows : 64;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < chunks; ++c)
-    StridedCopyRows(in, base, shape, in_strides, out, rows * c / chunks, rows * (c + 1) / chunks);
+  ParallelRows(total / inner, inner,
+               [&](int64_t begin, int64_t end) { StridedCopyRows(in, base, shape, in_strides, out, begin, end); }, 1 << 17);
 }
 
 // Shape/strides simplification, in place: drops size-1 dims and merges dims that are contiguous in the input.
