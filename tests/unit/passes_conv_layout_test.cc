@@ -192,7 +192,10 @@ TEST(ConvLayout, PoolsOutsideConvChainsStayOnnx) {
 // Runs `b` at -O3 (oneDNN) and at -O0 on the reference convolutions for each batch size in turn
 // (the model's batch dim must be symbolic, or the one size given) and expects the same outputs, within
 // `tol` times the largest output magnitude. `threads` is the -O3 session's (0: physical cores).
-void MatchReferenceAcrossBatches(ModelBuilder& b, const std::vector<int64_t>& batches, double tol, int threads = 0) {
+// `reference_batch`: from that batch size on, the optimised session builds no oneDNN primitive for
+// the new shapes either, so its reference paths run (on weights packed at load).
+void MatchReferenceAcrossBatches(ModelBuilder& b, const std::vector<int64_t>& batches, double tol, int threads = 0,
+                                 int64_t reference_batch = 0) {
   SessionOptions o0, o3;
   o0.opt_level = 0;
   o3.opt_level = 3;
@@ -218,7 +221,10 @@ void MatchReferenceAcrossBatches(ModelBuilder& b, const std::vector<int64_t>& ba
     Status st = (*ref)->Run(inputs, want);
     cpu::nn::ForceConvReference(false);
     ASSERT_TRUE(st.ok()) << st.ToString();
+    const bool reference = reference_batch > 0 && n >= reference_batch;
+    if (reference) cpu::nn::ForceConvReference(true);
     st = (*opt)->Run(inputs, got);
+    if (reference) cpu::nn::ForceConvReference(false);
     ASSERT_TRUE(st.ok()) << st.ToString();
     const Tensor& w = want[0].tensor();
     const Tensor& g = got[0].tensor();
@@ -283,6 +289,26 @@ TEST(ConvLayout, WinogradConvolutionsMatchTheReference) {
       MatchReferenceAcrossBatches(b, {1, 2}, 2e-4, threads);
     }
   }
+}
+
+// Convolution weights are packed when the model loads (batch 1), and the original initializers are
+// freed: every other batch size's layout is made from that packed copy (batch 2 takes Winograd,
+// whose weights only come from plain ones), and the reference path unpacks it.
+TEST(ConvLayout, WeightsReleasedAtLoadServeOtherBatchSizesAndTheReference) {
+  ModelBuilder b;
+  b.Input("x", TP::FLOAT, {-1, 32, 20, 20}).Output("y", TP::FLOAT, {-1, 32, 20, 20});
+  RandomInit(b, "w0", {32, 32, 3, 3}, 1);
+  RandomInit(b, "w1", {32, 32, 3, 3}, 2);
+  RandomInit(b, "w2", {32, 32, 1, 1}, 3);
+  SetInts(b.Node("Conv", {"x", "w0"}, {"c0"}), "pads", {1, 1, 1, 1});
+  b.Node("Relu", {"c0"}, {"r0"});
+  SetInts(b.Node("Conv", {"r0", "w1"}, {"c1"}), "pads", {1, 1, 1, 1});  // Winograd from 2 images on
+  b.Node("Relu", {"c1"}, {"r1"});
+  b.Node("Conv", {"r1", "w2"}, {"y"});
+  auto s = Session::FromModel(Import(b));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  for (const char* w : {"w0", "w1", "w2"}) EXPECT_EQ((*s)->model().graph->initializers.count(w), 0u) << w;
+  MatchReferenceAcrossBatches(b, {1, 2, 3, 1, 4}, 2e-4, 0, 4);
 }
 
 // The test above passes whichever kernel runs; this one checks which kernel oneDNN really runs

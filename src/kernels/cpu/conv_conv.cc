@@ -365,6 +365,30 @@ struct DnnlConv {
     return true;
   }
 
+  // Fills this primitive's weights from another primitive's packing of the same constant weights
+  // (`from` in layout `from_md`), once the original weights are gone: directly when oneDNN can
+  // reorder between the two layouts, else through the plain layout (Winograd's weights are made
+  // from plain ones only). `from` becomes the weights' identity (wei_cached). False when out of memory.
+  bool PackFrom(const std::shared_ptr<void>& from, const memory::desc& from_md) {
+    if (!ok || wei_md == user_wei) return false;
+    if (!wei_buffer) {
+      wei_buffer = std::shared_ptr<void>(AllocateLargeBuffer(wei_md.get_size()).release(), LargeBufferFree());
+      if (!wei_buffer) return false;
+    }
+    memory src(from_md, Engine(), from.get()), dst(wei_md, Engine(), wei_buffer.get());
+    try {
+      dnnl::reorder(src, dst).execute(Stream(), src, dst);
+    } catch (const dnnl::error&) {
+      std::vector<float> plain(user_wei.get_size() / sizeof(float));
+      memory mid(user_wei, Engine(), plain.data());
+      dnnl::reorder(src, mid).execute(Stream(), src, mid);
+      wei_reorder.execute(Stream(), mid, dst);
+    }
+    Stream().wait();
+    wei_cached = from.get();
+    return true;
+  }
+
   // Reorders constant weights into the primitive's layout now (at load time) rather than on the first
   // run (which retries, and reports running out of memory, if this could not).
   void PackWeights(const float* w) {
@@ -689,20 +713,36 @@ class DnnlConvDriver {
       CS cs;
       if (compute_shape(x, w, cs).ok()) Prepare(cs, x, w, info.input_present(2));
       const Tensor* wt = info.constant_input(1);
-      if (!cache_.empty() && wt && wt->dtype() == DType::kFloat)  // w is wt's shape
-        cache_.front().conv->PackWeights(wt->data<float>());
+      if (!cache_.empty() && wt && wt->dtype() == DType::kFloat) {  // w is wt's shape
+        DnnlConv& conv = *cache_.front().conv;
+        conv.PackWeights(wt->data<float>());
+        // The packed copy is then the only one kept: other batch sizes' layouts are made from it.
+        if constexpr (std::is_same_v<CS, ConvShape>) {
+          if (conv.ok && conv.wei_md != conv.user_wei && conv.wei_cached == wt->data<float>()) {
+            source_ = conv.wei_buffer;
+            source_md_ = conv.wei_md;
+            plain_md_ = conv.user_wei;
+            w_shape_ = w;
+            conv.wei_cached = source_.get();
+            info.ReleaseConstantInput(1);
+          }
+        }
+      }
     }
   }
 
   template <typename ShapeFn>
   Status Compute(KernelContext& ctx, const char* op, const ShapeFn& compute_shape) {
     const Tensor& X = ctx.input_tensor(0);
-    const Tensor& W = ctx.input_tensor(1);
+    const Tensor* W = ctx.has_input(1) ? &ctx.input_tensor(1) : nullptr;  // absent: released at load
+    if (!W && !source_) return InvalidArgument(std::string(op) + ": W is missing");
     const Tensor* B = ctx.has_input(2) ? &ctx.input_tensor(2) : nullptr;
-    if (W.dtype() != X.dtype() || (B && B->dtype() != X.dtype()))
+    const DType w_dtype = W ? W->dtype() : DType::kFloat;
+    if (w_dtype != X.dtype() || (B && B->dtype() != X.dtype()))
       return InvalidArgument(std::string(op) + ": input dtypes differ");
+    const Shape& w_shape = W ? W->shape() : w_shape_;
     CS cs;
-    RETURN_IF_ERROR(compute_shape(X.shape(), W.shape(), cs));
+    RETURN_IF_ERROR(compute_shape(X.shape(), w_shape, cs));
     if (B && (B->rank() != 1 || B->dim(0) != cs.M))
       return InvalidArgument(std::string(op) + ": B must have shape [" + std::to_string(cs.M) + "], got " +
                              ShapeToString(B->shape()));
@@ -723,21 +763,21 @@ class DnnlConvDriver {
     return Dispatch(ConvTypes{}, X.dtype(), [&](auto* tag) -> Status {
       using T = std::remove_pointer_t<decltype(tag)>;
       if constexpr (std::is_same_v<T, float>) {
-        RETURN_IF_ERROR(RunFloat(cs, X.shape(), W.shape(), X.data<float>(), W.data<float>(),
+        RETURN_IF_ERROR(RunFloat(cs, X.shape(), w_shape, X.data<float>(), W ? W->data<float>() : nullptr,
                                  B ? B->data<float>() : nullptr, Y->data<float>(), weights_constant_, residual));
       } else if constexpr (std::is_same_v<T, Float16>) {
-        std::vector<float> x(static_cast<size_t>(X.numel())), w(static_cast<size_t>(W.numel())),
+        std::vector<float> x(static_cast<size_t>(X.numel())), w(static_cast<size_t>(W->numel())),
             y(static_cast<size_t>(Y->numel())), b;
         nn::ConvertBuffer(X.data<T>(), x.data(), X.numel());
-        nn::ConvertBuffer(W.data<T>(), w.data(), W.numel());
+        nn::ConvertBuffer(W->data<T>(), w.data(), W->numel());
         if (B) {
           b.resize(static_cast<size_t>(B->numel()));
           nn::ConvertBuffer(B->data<T>(), b.data(), B->numel());
         }
-        RETURN_IF_ERROR(RunFloat(cs, X.shape(), W.shape(), x.data(), w.data(), B ? b.data() : nullptr, y.data(), false));
+        RETURN_IF_ERROR(RunFloat(cs, X.shape(), W->shape(), x.data(), w.data(), B ? b.data() : nullptr, y.data(), false));
         nn::ConvertBufferToHalf(y.data(), Y->data<T>(), Y->numel());
       } else {
-        Reference<T>(cs, X.data<T>(), W.data<T>(), B ? B->data<T>() : nullptr, Y->data<T>());
+        Reference<T>(cs, X.data<T>(), W->data<T>(), B ? B->data<T>() : nullptr, Y->data<T>());
       }
       return Status::Ok();
     });
@@ -763,8 +803,11 @@ class DnnlConvDriver {
     Entry e{x, w, has_bias, nullptr};
     if constexpr (std::is_same_v<CS, ConvShape>) e.conv = MakeDnnlConv(cs, has_bias, ep_, layouts_);
     else e.conv = MakeDnnlConvT(cs, has_bias);
+    bool shared = false;
     for (const Entry& old : cache_)
-      if (e.conv->ShareWeights(*old.conv)) break;
+      if ((shared = e.conv->ShareWeights(*old.conv))) break;
+    if (!shared && source_ && e.conv->ok && e.conv->wei_md != e.conv->user_wei && !e.conv->PackFrom(source_, source_md_))
+      e.conv->ok = false;  // no memory for this layout's weights: the reference path runs, on plain weights
     if (cache_.size() == kCacheSize) cache_.pop_back();
     cache_.insert(cache_.begin(), std::move(e));
     dnnl_ = cache_.front().conv.get();
@@ -772,6 +815,10 @@ class DnnlConvDriver {
   Status RunFloat(const CS& cs, const Shape& xs, const Shape& ws, const float* x, const float* w, const float* b,
                   float* y, bool wconst, const float* residual = nullptr) {
     Prepare(cs, xs, ws, b != nullptr);
+    if (!w) {  // released: the primitive holds them packed (identified by the source), or plain ones are needed
+      w = dnnl_->ok && dnnl_->wei_md != dnnl_->user_wei ? static_cast<const float*>(source_.get()) : PlainWeights();
+      if (!w) return Internal("out of memory for the convolution's weights in plain layout");
+    }
     if (dnnl_->ok) {
       if (dnnl_->Run(x, w, b, y, wconst, residual)) return Status::Ok();
       return Internal("out of memory for the convolution's activations or weights in the layout its kernel wants");
@@ -806,9 +853,31 @@ class DnnlConvDriver {
     return Status::Ok();
   }
 
+  // The constant weights in plain layout, unpacked from source_ on first need (a primitive that
+  // reads plain weights, or the reference path). Null when out of memory.
+  const float* PlainWeights() {
+    if (plain_w_.empty()) {
+      try {
+        plain_w_.resize(plain_md_.get_size() / sizeof(float));
+      } catch (const std::bad_alloc&) {
+        return nullptr;
+      }
+      memory src(source_md_, Engine(), source_.get()), dst(plain_md_, Engine(), plain_w_.data());
+      dnnl::reorder(src, dst).execute(Stream(), src, dst);
+      Stream().wait();
+    }
+    return plain_w_.data();
+  }
+
   const Epilogue* ep_ = nullptr;
   ConvLayouts layouts_;
   bool weights_constant_ = false;
+  // Constant float32 weights packed at load, once the original was released (Conv only): other
+  // layouts are made from this copy, and plain weights unpacked from it when needed.
+  std::shared_ptr<void> source_;
+  memory::desc source_md_, plain_md_;
+  Shape w_shape_;
+  std::vector<float> plain_w_;
   std::mutex mu_;
   // Primitives for the most recent shapes, and the one in use.
   struct Entry {
