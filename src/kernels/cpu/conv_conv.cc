@@ -32,64 +32,17 @@ void Im2Col(const SpatialGeom& g, int64_t channels, const T* img, T* col) {
   const int64_t ks = g.kernel_size(), os = g.out_size(), is = g.in_size();
   const int64_t ol = g.out[nd - 1], il = g.in[nd - 1];
   const int64_t sl = g.strides[nd - 1], dl = g.dilations[nd - 1], pl = g.pad_begin[nd - 1];
-#pragma omp parallel for if (channels * ks * os > (1 << 18)) schedule(static)
-  for (int64_t row = 0; row < channels * ks; ++row) {
-    const int64_t c = row / ks;
-    Shape kidx(static_cast<size_t>(nd)), oidx(static_cast<size_t>(nd), 0);
-    int64_t rem = row % ks;
-    for (int d = nd - 1; d >= 0; --d) {
-      kidx[static_cast<size_t>(d)] = rem % g.kernel[d];
-      rem /= g.kernel[d];
-    }
-    const T* src = img + c * is;
-    T* dst = col + row * os;
-    const int64_t kl = kidx[static_cast<size_t>(nd - 1)] * dl - pl;
-    for (int64_t base = 0; base < os; base += ol) {
-      bool valid = true;
-      int64_t off = 0;
-      for (int d = 0; d < nd - 1; ++d) {
-        const int64_t ic = oidx[static_cast<size_t>(d)] * g.strides[d] - g.pad_begin[d] +
-                           kidx[static_cast<size_t>(d)] * g.dilations[d];
-        if (ic < 0 || ic >= g.in[d]) valid = false;
-        off = off * g.in[d] + ic;
-      }
-      T* out = dst + base;
-      if (!valid) {
-        for (int64_t o = 0; o < ol; ++o) out[o] = T(0);
-      } else {
-        const T* line = src + off * il;
-        for (int64_t o = 0; o < ol; ++o) {
-          const int64_t ic = o * sl + kl;
-          out[o] = (ic >= 0 && ic < il) ? line[ic] : T(0);
-        }
-      }
-      for (int d = nd - 2; d >= 0; --d) {
-        if (++oidx[static_cast<size_t>(d)] < g.out[d]) break;
-        oidx[static_cast<size_t>(d)] = 0;
-      }
-    }
-  }
-}
-
-// col2im: adds col [C*ks, out_size] into the image (`geom.in`), the adjoint of Im2Col.
-template <typename T>
-void Col2ImAdd(const SpatialGeom& g, int64_t channels, const T* col, T* img) {
-  const int nd = static_cast<int>(g.in.size());
-  const int64_t ks = g.kernel_size(), os = g.out_size(), is = g.in_size();
-  const int64_t ol = g.out[nd - 1], il = g.in[nd - 1];
-  const int64_t sl = g.strides[nd - 1], dl = g.dilations[nd - 1], pl = g.pad_begin[nd - 1];
-#pragma omp parallel for if (channels * ks * os > (1 << 18)) schedule(static)
-  for (int64_t c = 0; c < channels; ++c) {
-    Shape kidx(static_cast<size_t>(nd)), oidx(static_cast<size_t>(nd), 0);
-    T* dstimg = img + c * is;
-    for (int64_t kk = 0; kk < ks; ++kk) {
-      int64_t rem = kk;
+  ParallelRows(channels * ks, os, [&](int64_t row_begin, int64_t row_end) {
+    for (int64_t row = row_begin; row < row_end; ++row) {
+      const int64_t c = row / ks;
+      Shape kidx(static_cast<size_t>(nd)), oidx(static_cast<size_t>(nd), 0);
+      int64_t rem = row % ks;
       for (int d = nd - 1; d >= 0; --d) {
         kidx[static_cast<size_t>(d)] = rem % g.kernel[d];
         rem /= g.kernel[d];
       }
-      std::fill(oidx.begin(), oidx.end(), 0);
-      const T* src = col + (c * ks + kk) * os;
+      const T* src = img + c * is;
+      T* dst = col + row * os;
       const int64_t kl = kidx[static_cast<size_t>(nd - 1)] * dl - pl;
       for (int64_t base = 0; base < os; base += ol) {
         bool valid = true;
@@ -100,12 +53,14 @@ void Col2ImAdd(const SpatialGeom& g, int64_t channels, const T* col, T* img) {
           if (ic < 0 || ic >= g.in[d]) valid = false;
           off = off * g.in[d] + ic;
         }
-        if (valid) {
-          T* line = dstimg + off * il;
-          const T* in = src + base;
+        T* out = dst + base;
+        if (!valid) {
+          for (int64_t o = 0; o < ol; ++o) out[o] = T(0);
+        } else {
+          const T* line = src + off * il;
           for (int64_t o = 0; o < ol; ++o) {
             const int64_t ic = o * sl + kl;
-            if (ic >= 0 && ic < il) line[ic] += in[o];
+            out[o] = (ic >= 0 && ic < il) ? line[ic] : T(0);
           }
         }
         for (int d = nd - 2; d >= 0; --d) {
@@ -114,7 +69,54 @@ void Col2ImAdd(const SpatialGeom& g, int64_t channels, const T* col, T* img) {
         }
       }
     }
-  }
+  }, 1 << 18);
+}
+
+// col2im: adds col [C*ks, out_size] into the image (`geom.in`), the adjoint of Im2Col.
+template <typename T>
+void Col2ImAdd(const SpatialGeom& g, int64_t channels, const T* col, T* img) {
+  const int nd = static_cast<int>(g.in.size());
+  const int64_t ks = g.kernel_size(), os = g.out_size(), is = g.in_size();
+  const int64_t ol = g.out[nd - 1], il = g.in[nd - 1];
+  const int64_t sl = g.strides[nd - 1], dl = g.dilations[nd - 1], pl = g.pad_begin[nd - 1];
+  ParallelRows(channels, ks * os, [&](int64_t c_begin, int64_t c_end) {
+    for (int64_t c = c_begin; c < c_end; ++c) {
+      Shape kidx(static_cast<size_t>(nd)), oidx(static_cast<size_t>(nd), 0);
+      T* dstimg = img + c * is;
+      for (int64_t kk = 0; kk < ks; ++kk) {
+        int64_t rem = kk;
+        for (int d = nd - 1; d >= 0; --d) {
+          kidx[static_cast<size_t>(d)] = rem % g.kernel[d];
+          rem /= g.kernel[d];
+        }
+        std::fill(oidx.begin(), oidx.end(), 0);
+        const T* src = col + (c * ks + kk) * os;
+        const int64_t kl = kidx[static_cast<size_t>(nd - 1)] * dl - pl;
+        for (int64_t base = 0; base < os; base += ol) {
+          bool valid = true;
+          int64_t off = 0;
+          for (int d = 0; d < nd - 1; ++d) {
+            const int64_t ic = oidx[static_cast<size_t>(d)] * g.strides[d] - g.pad_begin[d] +
+                               kidx[static_cast<size_t>(d)] * g.dilations[d];
+            if (ic < 0 || ic >= g.in[d]) valid = false;
+            off = off * g.in[d] + ic;
+          }
+          if (valid) {
+            T* line = dstimg + off * il;
+            const T* in = src + base;
+            for (int64_t o = 0; o < ol; ++o) {
+              const int64_t ic = o * sl + kl;
+              if (ic >= 0 && ic < il) line[ic] += in[o];
+            }
+          }
+          for (int d = nd - 2; d >= 0; --d) {
+            if (++oidx[static_cast<size_t>(d)] < g.out[d]) break;
+            oidx[static_cast<size_t>(d)] = 0;
+          }
+        }
+      }
+    }
+  }, 1 << 18);
 }
 
 // Shapes of one convolution: X [N, C, in...], W [M, C/G, k...], Y [N, M, out...].

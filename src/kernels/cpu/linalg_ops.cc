@@ -275,19 +275,20 @@ void BatchedGemm(const C* a, const C* bm, C* c, int64_t batch, int64_t M, int64_
       return;
     }
   }
-#pragma omp parallel for if (batch * M * N * K > (1 << 18) && batch * M > 1)
-  for (int64_t bi = 0; bi < batch * M; ++bi) {
-    const int64_t b = bi / M;
-    C* cr = c + bi * N;
-    for (int64_t j = 0; j < N; ++j) cr[j] = 0;
-    const C* ar = a + bi * K;
-    const C* bb = bm + b * K * N;
-    for (int64_t k = 0; k < K; ++k) {
-      const C av = ar[k];
-      const C* br = bb + k * N;
-      for (int64_t j = 0; j < N; ++j) cr[j] += av * br[j];
+  ParallelRows(batch * M, N * K, [&](int64_t bi_begin, int64_t bi_end) {
+    for (int64_t bi = bi_begin; bi < bi_end; ++bi) {
+      const int64_t b = bi / M;
+      C* cr = c + bi * N;
+      for (int64_t j = 0; j < N; ++j) cr[j] = 0;
+      const C* ar = a + bi * K;
+      const C* bb = bm + b * K * N;
+      for (int64_t k = 0; k < K; ++k) {
+        const C av = ar[k];
+        const C* br = bb + k * N;
+        for (int64_t j = 0; j < N; ++j) cr[j] += av * br[j];
+      }
     }
-  }
+  }, 1 << 18);
 }
 
 template <typename T>

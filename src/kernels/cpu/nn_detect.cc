@@ -95,55 +95,56 @@ class GridSampleKernel final : public OpKernel {
         }
         return static_cast<A>(img[r * W + c]);
       };
-#pragma omp parallel for if (N * C * HO * WO > 4096) schedule(static)
-      for (int64_t n = 0; n < N; ++n) {
-        for (int64_t oy = 0; oy < HO; ++oy)
-          for (int64_t ox = 0; ox < WO; ++ox) {
-            const T* gp = g + ((n * HO + oy) * WO + ox) * 2;
-            const A gx = static_cast<A>(gp[0]), gy = static_cast<A>(gp[1]);
-            A fx = align_corners_ ? (gx + 1) / 2 * A(W - 1) : ((gx + 1) * A(W) - 1) / 2;
-            A fy = align_corners_ ? (gy + 1) / 2 * A(H - 1) : ((gy + 1) * A(H) - 1) / 2;
-            if (interp_ == Interp::kNearest) {
-              fx = std::nearbyint(fx);
-              fy = std::nearbyint(fy);
-            }
-            if (fx < xmin || fx > xmax || fy < ymin || fy > ymax) {
-              if (padding_ == Padding::kBorder) {
-                fx = std::clamp(fx, A(0), A(W - 1));
-                fy = std::clamp(fy, A(0), A(H - 1));
-              } else if (padding_ == Padding::kReflection) {
-                fx = Reflect(fx, xmin, xmax);
-                fy = Reflect(fy, ymin, ymax);
-              }
-            }
-            for (int64_t c = 0; c < C; ++c) {
-              const T* img = x + (n * C + c) * H * W;
-              A v;
+      ParallelRows(N, C * HO * WO, [&](int64_t n_begin, int64_t n_end) {
+        for (int64_t n = n_begin; n < n_end; ++n) {
+          for (int64_t oy = 0; oy < HO; ++oy)
+            for (int64_t ox = 0; ox < WO; ++ox) {
+              const T* gp = g + ((n * HO + oy) * WO + ox) * 2;
+              const A gx = static_cast<A>(gp[0]), gy = static_cast<A>(gp[1]);
+              A fx = align_corners_ ? (gx + 1) / 2 * A(W - 1) : ((gx + 1) * A(W) - 1) / 2;
+              A fy = align_corners_ ? (gy + 1) / 2 * A(H - 1) : ((gy + 1) * A(H) - 1) / 2;
               if (interp_ == Interp::kNearest) {
-                v = pixel(img, static_cast<int64_t>(fy), static_cast<int64_t>(fx));
-              } else if (interp_ == Interp::kBilinear) {
-                const A x1 = std::floor(fx), y1 = std::floor(fy);
-                const int64_t ix = static_cast<int64_t>(x1), iy = static_cast<int64_t>(y1);
-                const A dx1 = fx - x1, dx2 = A(1) - dx1, dy1 = fy - y1, dy2 = A(1) - dy1;
-                v = dy2 * (dx2 * pixel(img, iy, ix) + dx1 * pixel(img, iy, ix + 1)) +
-                    dy1 * (dx2 * pixel(img, iy + 1, ix) + dx1 * pixel(img, iy + 1, ix + 1));
-              } else {
-                const A x0 = std::floor(fx) - 1, y0 = std::floor(fy) - 1;
-                const int64_t ix = static_cast<int64_t>(x0), iy = static_cast<int64_t>(y0);
-                A cx[4], cy[4];
-                CubicCoeffs(fx - x0 - 1, cx);
-                CubicCoeffs(fy - y0 - 1, cy);
-                v = 0;
-                for (int i = 0; i < 4; ++i) {
-                  A row = 0;
-                  for (int j = 0; j < 4; ++j) row += cx[j] * pixel(img, iy + i, ix + j);
-                  v += cy[i] * row;
+                fx = std::nearbyint(fx);
+                fy = std::nearbyint(fy);
+              }
+              if (fx < xmin || fx > xmax || fy < ymin || fy > ymax) {
+                if (padding_ == Padding::kBorder) {
+                  fx = std::clamp(fx, A(0), A(W - 1));
+                  fy = std::clamp(fy, A(0), A(H - 1));
+                } else if (padding_ == Padding::kReflection) {
+                  fx = Reflect(fx, xmin, xmax);
+                  fy = Reflect(fy, ymin, ymax);
                 }
               }
-              y[((n * C + c) * HO + oy) * WO + ox] = static_cast<T>(v);
+              for (int64_t c = 0; c < C; ++c) {
+                const T* img = x + (n * C + c) * H * W;
+                A v;
+                if (interp_ == Interp::kNearest) {
+                  v = pixel(img, static_cast<int64_t>(fy), static_cast<int64_t>(fx));
+                } else if (interp_ == Interp::kBilinear) {
+                  const A x1 = std::floor(fx), y1 = std::floor(fy);
+                  const int64_t ix = static_cast<int64_t>(x1), iy = static_cast<int64_t>(y1);
+                  const A dx1 = fx - x1, dx2 = A(1) - dx1, dy1 = fy - y1, dy2 = A(1) - dy1;
+                  v = dy2 * (dx2 * pixel(img, iy, ix) + dx1 * pixel(img, iy, ix + 1)) +
+                      dy1 * (dx2 * pixel(img, iy + 1, ix) + dx1 * pixel(img, iy + 1, ix + 1));
+                } else {
+                  const A x0 = std::floor(fx) - 1, y0 = std::floor(fy) - 1;
+                  const int64_t ix = static_cast<int64_t>(x0), iy = static_cast<int64_t>(y0);
+                  A cx[4], cy[4];
+                  CubicCoeffs(fx - x0 - 1, cx);
+                  CubicCoeffs(fy - y0 - 1, cy);
+                  v = 0;
+                  for (int i = 0; i < 4; ++i) {
+                    A row = 0;
+                    for (int j = 0; j < 4; ++j) row += cx[j] * pixel(img, iy + i, ix + j);
+                    v += cy[i] * row;
+                  }
+                }
+                y[((n * C + c) * HO + oy) * WO + ox] = static_cast<T>(v);
+              }
             }
-          }
-      }
+        }
+      }, 4096);
       return Status::Ok();
     });
   }

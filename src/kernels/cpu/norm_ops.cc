@@ -510,11 +510,9 @@ class LrnKernel final : public OpKernel {
       T* yd = y->data<T>();
       const Cm k = static_cast<Cm>(alpha_ / static_cast<double>(size_)), b = static_cast<Cm>(bias_),
                be = static_cast<Cm>(beta_);
-#pragma omp parallel if (N * C * S > (1 << 15))
-      {
+      ParallelRows(N * C, S, [&](int64_t nc_begin, int64_t nc_end) {
         std::vector<Cm> sq(static_cast<size_t>(S));
-#pragma omp for
-        for (int64_t nc = 0; nc < N * C; ++nc) {
+        for (int64_t nc = nc_begin; nc < nc_end; ++nc) {
           const int64_t n = nc / C, c = nc % C;
           std::fill(sq.begin(), sq.end(), Cm(0));
           for (int64_t j = std::max<int64_t>(0, c - lo); j <= std::min(C - 1, c + hi); ++j) {
@@ -529,7 +527,7 @@ class LrnKernel final : public OpKernel {
           for (int64_t i = 0; i < S; ++i)
             o[i] = T(static_cast<Cm>(r[i]) / std::pow(b + k * sq[static_cast<size_t>(i)], be));
         }
-      }
+      }, 1 << 15);
       return Status::Ok();
     });
   }

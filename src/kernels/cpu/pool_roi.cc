@@ -50,71 +50,72 @@ class RoiAlignKernel final : public OpKernel {
       const T* x = X.data<T>();
       const T* r = R.data<T>();
       T* y = Y->data<T>();
-#pragma omp parallel for if (nr * C * oh_ * ow_ > 4096) schedule(static)
-      for (int64_t n = 0; n < nr; ++n) {
-        const int64_t b = BI.GetAsInt64(n);
-        const A off = half_pixel_ ? A(0.5) : A(0);
-        const A sw = static_cast<A>(r[n * 4 + 0]) * static_cast<A>(scale_) - off;
-        const A sh = static_cast<A>(r[n * 4 + 1]) * static_cast<A>(scale_) - off;
-        const A ew = static_cast<A>(r[n * 4 + 2]) * static_cast<A>(scale_) - off;
-        const A eh = static_cast<A>(r[n * 4 + 3]) * static_cast<A>(scale_) - off;
-        A rw = ew - sw, rh = eh - sh;
-        if (!half_pixel_) {
-          rw = std::max(rw, A(1));
-          rh = std::max(rh, A(1));
-        }
-        const A bh = rh / static_cast<A>(oh_), bw = rw / static_cast<A>(ow_);
-        const int64_t gh = sampling_ratio_ > 0 ? sampling_ratio_ : static_cast<int64_t>(std::ceil(rh / static_cast<A>(oh_)));
-        const int64_t gw = sampling_ratio_ > 0 ? sampling_ratio_ : static_cast<int64_t>(std::ceil(rw / static_cast<A>(ow_)));
-        const A count = static_cast<A>(std::max<int64_t>(gh * gw, 1));
-        // Precompute the bilinear taps of every sample for this roi (shared by all channels).
-        struct Tap { int64_t p1, p2, p3, p4; A w1, w2, w3, w4; };
-        std::vector<Tap> taps;
-        taps.reserve(static_cast<size_t>(oh_ * ow_ * std::max<int64_t>(gh, 0) * std::max<int64_t>(gw, 0)));
-        for (int64_t ph = 0; ph < oh_; ++ph)
-          for (int64_t pw = 0; pw < ow_; ++pw)
-            for (int64_t iy = 0; iy < gh; ++iy) {
-              const A yy0 = sh + static_cast<A>(ph) * bh + (static_cast<A>(iy) + A(0.5)) * bh / static_cast<A>(gh);
-              for (int64_t ix = 0; ix < gw; ++ix) {
-                A xx = sw + static_cast<A>(pw) * bw + (static_cast<A>(ix) + A(0.5)) * bw / static_cast<A>(gw);
-                A yy = yy0;
-                Tap t{0, 0, 0, 0, 0, 0, 0, 0};
-                if (yy < A(-1) || yy > static_cast<A>(H) || xx < A(-1) || xx > static_cast<A>(W)) {
+      ParallelRows(nr, C * oh_ * ow_, [&](int64_t n_begin, int64_t n_end) {
+        for (int64_t n = n_begin; n < n_end; ++n) {
+          const int64_t b = BI.GetAsInt64(n);
+          const A off = half_pixel_ ? A(0.5) : A(0);
+          const A sw = static_cast<A>(r[n * 4 + 0]) * static_cast<A>(scale_) - off;
+          const A sh = static_cast<A>(r[n * 4 + 1]) * static_cast<A>(scale_) - off;
+          const A ew = static_cast<A>(r[n * 4 + 2]) * static_cast<A>(scale_) - off;
+          const A eh = static_cast<A>(r[n * 4 + 3]) * static_cast<A>(scale_) - off;
+          A rw = ew - sw, rh = eh - sh;
+          if (!half_pixel_) {
+            rw = std::max(rw, A(1));
+            rh = std::max(rh, A(1));
+          }
+          const A bh = rh / static_cast<A>(oh_), bw = rw / static_cast<A>(ow_);
+          const int64_t gh = sampling_ratio_ > 0 ? sampling_ratio_ : static_cast<int64_t>(std::ceil(rh / static_cast<A>(oh_)));
+          const int64_t gw = sampling_ratio_ > 0 ? sampling_ratio_ : static_cast<int64_t>(std::ceil(rw / static_cast<A>(ow_)));
+          const A count = static_cast<A>(std::max<int64_t>(gh * gw, 1));
+          // Precompute the bilinear taps of every sample for this roi (shared by all channels).
+          struct Tap { int64_t p1, p2, p3, p4; A w1, w2, w3, w4; };
+          std::vector<Tap> taps;
+          taps.reserve(static_cast<size_t>(oh_ * ow_ * std::max<int64_t>(gh, 0) * std::max<int64_t>(gw, 0)));
+          for (int64_t ph = 0; ph < oh_; ++ph)
+            for (int64_t pw = 0; pw < ow_; ++pw)
+              for (int64_t iy = 0; iy < gh; ++iy) {
+                const A yy0 = sh + static_cast<A>(ph) * bh + (static_cast<A>(iy) + A(0.5)) * bh / static_cast<A>(gh);
+                for (int64_t ix = 0; ix < gw; ++ix) {
+                  A xx = sw + static_cast<A>(pw) * bw + (static_cast<A>(ix) + A(0.5)) * bw / static_cast<A>(gw);
+                  A yy = yy0;
+                  Tap t{0, 0, 0, 0, 0, 0, 0, 0};
+                  if (yy < A(-1) || yy > static_cast<A>(H) || xx < A(-1) || xx > static_cast<A>(W)) {
+                    taps.push_back(t);
+                    continue;
+                  }
+                  if (yy <= 0) yy = 0;
+                  if (xx <= 0) xx = 0;
+                  int64_t yl = static_cast<int64_t>(yy), xl = static_cast<int64_t>(xx), yh, xh;
+                  if (yl >= H - 1) { yh = yl = H - 1; yy = static_cast<A>(yl); } else { yh = yl + 1; }
+                  if (xl >= W - 1) { xh = xl = W - 1; xx = static_cast<A>(xl); } else { xh = xl + 1; }
+                  const A ly = yy - static_cast<A>(yl), lx = xx - static_cast<A>(xl), hy = A(1) - ly, hx = A(1) - lx;
+                  t = {yl * W + xl, yl * W + xh, yh * W + xl, yh * W + xh, hy * hx, hy * lx, ly * hx, ly * lx};
                   taps.push_back(t);
-                  continue;
                 }
-                if (yy <= 0) yy = 0;
-                if (xx <= 0) xx = 0;
-                int64_t yl = static_cast<int64_t>(yy), xl = static_cast<int64_t>(xx), yh, xh;
-                if (yl >= H - 1) { yh = yl = H - 1; yy = static_cast<A>(yl); } else { yh = yl + 1; }
-                if (xl >= W - 1) { xh = xl = W - 1; xx = static_cast<A>(xl); } else { xh = xl + 1; }
-                const A ly = yy - static_cast<A>(yl), lx = xx - static_cast<A>(xl), hy = A(1) - ly, hx = A(1) - lx;
-                t = {yl * W + xl, yl * W + xh, yh * W + xl, yh * W + xh, hy * hx, hy * lx, ly * hx, ly * lx};
-                taps.push_back(t);
               }
-            }
-        const int64_t per_bin = gh * gw;
-        for (int64_t c = 0; c < C; ++c) {
-          const T* xp = x + (b * C + c) * H * W;
-          T* yp = y + (n * C + c) * oh_ * ow_;
-          for (int64_t bin = 0; bin < oh_ * ow_; ++bin) {
-            const Tap* tb = taps.data() + bin * per_bin;
-            A acc = 0;
-            for (int64_t s = 0; s < per_bin; ++s) {
-              const Tap& t = tb[s];
-              const A v1 = t.w1 * static_cast<A>(xp[t.p1]), v2 = t.w2 * static_cast<A>(xp[t.p2]);
-              const A v3 = t.w3 * static_cast<A>(xp[t.p3]), v4 = t.w4 * static_cast<A>(xp[t.p4]);
-              if (max_) {
-                const A m = std::max(std::max(v1, v2), std::max(v3, v4));
-                acc = s == 0 ? m : std::max(acc, m);
-              } else {
-                acc += v1 + v2 + v3 + v4;
+          const int64_t per_bin = gh * gw;
+          for (int64_t c = 0; c < C; ++c) {
+            const T* xp = x + (b * C + c) * H * W;
+            T* yp = y + (n * C + c) * oh_ * ow_;
+            for (int64_t bin = 0; bin < oh_ * ow_; ++bin) {
+              const Tap* tb = taps.data() + bin * per_bin;
+              A acc = 0;
+              for (int64_t s = 0; s < per_bin; ++s) {
+                const Tap& t = tb[s];
+                const A v1 = t.w1 * static_cast<A>(xp[t.p1]), v2 = t.w2 * static_cast<A>(xp[t.p2]);
+                const A v3 = t.w3 * static_cast<A>(xp[t.p3]), v4 = t.w4 * static_cast<A>(xp[t.p4]);
+                if (max_) {
+                  const A m = std::max(std::max(v1, v2), std::max(v3, v4));
+                  acc = s == 0 ? m : std::max(acc, m);
+                } else {
+                  acc += v1 + v2 + v3 + v4;
+                }
               }
+              yp[bin] = static_cast<T>(max_ ? acc : acc / count);
             }
-            yp[bin] = static_cast<T>(max_ ? acc : acc / count);
           }
         }
-      }
+      }, 4096);
       return Status::Ok();
     });
   }

@@ -78,16 +78,17 @@ std::vector<W> ToWork(const Tensor& t) {
 // vectorises without reassociating sums.
 template <typename W>
 void GemmNN(const W* a, int64_t lda, const W* b, int64_t ldb, W* c, int64_t ldc, int64_t M, int64_t N, int64_t K) {
-#pragma omp parallel for if (M > 1 && M * N * K > (1 << 20))
-  for (int64_t m = 0; m < M; ++m) {
-    const W* ar = a + m * lda;
-    W* cr = c + m * ldc;
-    for (int64_t k = 0; k < K; ++k) {
-      const W av = ar[k];
-      const W* br = b + k * ldb;
-      for (int64_t n = 0; n < N; ++n) cr[n] += av * br[n];
+  ParallelRows(M, N * K, [&](int64_t m_begin, int64_t m_end) {
+    for (int64_t m = m_begin; m < m_end; ++m) {
+      const W* ar = a + m * lda;
+      W* cr = c + m * ldc;
+      for (int64_t k = 0; k < K; ++k) {
+        const W av = ar[k];
+        const W* br = b + k * ldb;
+        for (int64_t n = 0; n < N; ++n) cr[n] += av * br[n];
+      }
     }
-  }
+  }, 1 << 20);
 }
 
 // [rows, cols] -> [cols, rows]

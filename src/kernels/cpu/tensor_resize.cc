@@ -255,30 +255,31 @@ Status RunResize(KernelContext& ctx, const ResizeParams& p, const Tensor& x, con
       for (size_t i = 0; i < wc.size(); ++i) wc[i] = static_cast<C>(a.w[i]);
       const int64_t rows = outer * a.out;
       const C* src_all = cur;
-#pragma omp parallel for if (rows * inner > (1 << 15)) schedule(static)
-      for (int64_t row = 0; row < rows; ++row) {
-        const int64_t b = row / a.out, j = row % a.out;
-        const C* src = src_all + b * a.in * inner;
-        C* dst = dst_base + row * inner;
-        if (a.outside[static_cast<size_t>(j)]) {
-          for (int64_t k = 0; k < inner; ++k) dst[k] = extrap;
-          continue;
-        }
-        const size_t base = static_cast<size_t>(j) * taps;
-        if (inner == 1) {
-          C acc = 0;
-          for (size_t t = 0; t < taps; ++t) acc += wc[base + t] * src[a.idx[base + t]];
-          dst[0] = acc;
-        } else {
-          for (int64_t k = 0; k < inner; ++k) dst[k] = C(0);
-          for (size_t t = 0; t < taps; ++t) {
-            const C wt = wc[base + t];
-            if (wt == 0) continue;
-            const C* srow = src + a.idx[base + t] * inner;
-            for (int64_t k = 0; k < inner; ++k) dst[k] += wt * srow[k];
+      ParallelRows(rows, inner, [&](int64_t row_begin, int64_t row_end) {
+        for (int64_t row = row_begin; row < row_end; ++row) {
+          const int64_t b = row / a.out, j = row % a.out;
+          const C* src = src_all + b * a.in * inner;
+          C* dst = dst_base + row * inner;
+          if (a.outside[static_cast<size_t>(j)]) {
+            for (int64_t k = 0; k < inner; ++k) dst[k] = extrap;
+            continue;
+          }
+          const size_t base = static_cast<size_t>(j) * taps;
+          if (inner == 1) {
+            C acc = 0;
+            for (size_t t = 0; t < taps; ++t) acc += wc[base + t] * src[a.idx[base + t]];
+            dst[0] = acc;
+          } else {
+            for (int64_t k = 0; k < inner; ++k) dst[k] = C(0);
+            for (size_t t = 0; t < taps; ++t) {
+              const C wt = wc[base + t];
+              if (wt == 0) continue;
+              const C* srow = src + a.idx[base + t] * inner;
+              for (int64_t k = 0; k < inner; ++k) dst[k] += wt * srow[k];
+            }
           }
         }
-      }
+      }, 1 << 15);
       shape[static_cast<size_t>(d)] = a.out;
       cur = dst_base;
     }
