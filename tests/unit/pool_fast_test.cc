@@ -380,6 +380,37 @@ TEST(PoolFast, MaxPoolNaNWithIndices) {
     }
 }
 
+// GlobalMaxPool follows MaxPool's rules: a NaN anywhere gives NaN (std::max dropped a NaN that came
+// after the first tap), and a zero maximum is +0 when the plane holds a +0.
+TEST(PoolFast, GlobalMaxPoolNaNAndSignedZeros) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (TP::DataType dt : {TP::FLOAT, TP::DOUBLE}) {
+    SCOPED_TRACE(dt == TP::FLOAT ? "float" : "double");
+    ModelBuilder b;
+    b.Input("x", dt, {1, 3, 4}).Output("y", dt, {1, 3, 1});
+    b.Node("GlobalMaxPool", {"x"}, {"y"});
+    // Plane 0: NaN after a smaller tap. Plane 1: -0, then +0, then -0 and negatives. Plane 2: only -0.
+    const std::vector<double> xv = {1, nan, 3, 2, -0.0, 0.0, -0.0, -1, -0.0, -2, -0.0, -3};
+    Tensor x(dt == TP::FLOAT ? DType::kFloat : DType::kDouble, Shape{1, 3, 4});
+    for (int64_t i = 0; i < 12; ++i) {
+      if (dt == TP::FLOAT) x.data<float>()[i] = static_cast<float>(xv[static_cast<size_t>(i)]);
+      else x.data<double>()[i] = xv[static_cast<size_t>(i)];
+    }
+    SessionOptions opts;
+    opts.opt_level = 0;
+    auto sess = Session::FromModel(Import(b), opts);
+    ASSERT_TRUE(sess.ok()) << sess.status().ToString();
+    std::vector<Value> got;
+    ASSERT_TRUE((*sess)->Run(std::vector<Value>{Value(x)}, got).ok());
+    const Tensor& y = got[0].tensor();
+    EXPECT_TRUE(std::isnan(y.GetAsDouble(0)));
+    EXPECT_EQ(y.GetAsDouble(1), 0.0);
+    EXPECT_FALSE(std::signbit(y.GetAsDouble(1)));
+    EXPECT_EQ(y.GetAsDouble(2), 0.0);
+    EXPECT_TRUE(std::signbit(y.GetAsDouble(2)));
+  }
+}
+
 // Channels-last GlobalAveragePool (the com.strata form) sums each channel's positions in the order
 // the NCHW loop does: both layouts give the same bits, at every ISA, also past one batch of row
 // pointers (81 and 100 positions) and with channel tails.

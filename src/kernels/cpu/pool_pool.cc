@@ -661,7 +661,8 @@ class GlobalPoolKernel final : public OpKernel {
               A acc;
               if constexpr (K == GlobalKind::kMax) {
                 acc = -std::numeric_limits<A>::infinity();
-                for (int64_t i = 0; i < is; ++i) acc = std::max(acc, static_cast<A>(xp[i]));
+                for (int64_t i = 0; i < is; ++i)
+                  if (MaxBeats(static_cast<A>(xp[i]), acc)) acc = static_cast<A>(xp[i]);
               } else if constexpr (K == GlobalKind::kAvg) {
                 acc = 0;
                 for (int64_t i = 0; i < is; ++i) acc += static_cast<A>(xp[i]);
