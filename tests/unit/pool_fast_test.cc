@@ -22,6 +22,20 @@ std::vector<Isa> Isas() {
   return v;
 }
 
+// Runs `m` at -O0 on input `x`; empty (and the test failed) on an error.
+std::vector<Value> RunAtO0(ir::Model m, const Tensor& x) {
+  SessionOptions opts;
+  opts.opt_level = 0;
+  auto sess = Session::FromModel(std::move(m), opts);
+  EXPECT_TRUE(sess.ok()) << sess.status().ToString();
+  if (!sess.ok()) return {};
+  std::vector<Value> got;
+  const Status st = (*sess)->Run(std::vector<Value>{Value(x)}, got);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  if (!st.ok()) got.clear();
+  return got;
+}
+
 class PoolTester {
  public:
   PoolTester& op(std::string v) { op_ = std::move(v); return *this; }
@@ -125,14 +139,8 @@ class PoolTester {
     for (Isa isa : Isas()) {
       IsaScope scope(isa);
       SCOPED_TRACE(::testing::Message() << "isa " << cpu::vec::IsaName(isa));
-      SessionOptions opts;
-      opts.opt_level = 0;
-      auto sess = Session::FromModel(Import(b), opts);
-      ASSERT_TRUE(sess.ok()) << sess.status().ToString();
-      std::vector<Value> got;
-      const std::vector<Value> inputs{Value(x)};
-      const Status st = (*sess)->Run(inputs, got);
-      ASSERT_TRUE(st.ok()) << st.ToString();
+      const std::vector<Value> got = RunAtO0(Import(b), x);
+      ASSERT_FALSE(got.empty());
       const Tensor& y = got[0].tensor();
       ASSERT_EQ(y.shape(), Shape(y_dims.begin(), y_dims.end()));
       int bad = 0;
@@ -305,14 +313,8 @@ void CheckSignedZeros(const SignedZeroCase& c, bool channels_last, bool indices)
     SCOPED_TRACE(::testing::Message() << "isa " << cpu::vec::IsaName(isa));
     ir::Model m = Import(b);
     for (auto& nd : m.graph->nodes) nd.opset = 13;  // the com.strata form keeps its ONNX opset
-    SessionOptions opts;
-    opts.opt_level = 0;
-    auto sess = Session::FromModel(std::move(m), opts);
-    ASSERT_TRUE(sess.ok()) << sess.status().ToString();
-    std::vector<Value> got;
-    const std::vector<Value> inputs{Value(x)};
-    const Status st = (*sess)->Run(inputs, got);
-    ASSERT_TRUE(st.ok()) << st.ToString();
+    const std::vector<Value> got = RunAtO0(std::move(m), x);
+    ASSERT_FALSE(got.empty());
     const Tensor& y = got[0].tensor();
     ASSERT_EQ(y.numel(), static_cast<int64_t>(want.size()));
     int bad = 0;
@@ -364,14 +366,8 @@ TEST(PoolFast, MaxPoolNaNWithIndices) {
         if (dt == TP::FLOAT) x.data<float>()[i] = static_cast<float>(xv[static_cast<size_t>(i)]);
         else x.data<double>()[i] = xv[static_cast<size_t>(i)];
       }
-      SessionOptions opts;
-      opts.opt_level = 0;
-      auto sess = Session::FromModel(Import(b), opts);
-      ASSERT_TRUE(sess.ok()) << sess.status().ToString();
-      std::vector<Value> got;
-      const std::vector<Value> inputs{Value(x)};
-      const Status st = (*sess)->Run(inputs, got);
-      ASSERT_TRUE(st.ok()) << st.ToString();
+      const std::vector<Value> got = RunAtO0(Import(b), x);
+      ASSERT_FALSE(got.empty());
       for (int64_t p = 0; p < 2; ++p) EXPECT_TRUE(std::isnan(got[0].tensor().GetAsDouble(p))) << "plane " << p;
       if (indices) {
         EXPECT_EQ(got[1].tensor().data<int64_t>()[0], 1);
@@ -396,12 +392,8 @@ TEST(PoolFast, GlobalMaxPoolNaNAndSignedZeros) {
       if (dt == TP::FLOAT) x.data<float>()[i] = static_cast<float>(xv[static_cast<size_t>(i)]);
       else x.data<double>()[i] = xv[static_cast<size_t>(i)];
     }
-    SessionOptions opts;
-    opts.opt_level = 0;
-    auto sess = Session::FromModel(Import(b), opts);
-    ASSERT_TRUE(sess.ok()) << sess.status().ToString();
-    std::vector<Value> got;
-    ASSERT_TRUE((*sess)->Run(std::vector<Value>{Value(x)}, got).ok());
+    const std::vector<Value> got = RunAtO0(Import(b), x);
+    ASSERT_FALSE(got.empty());
     const Tensor& y = got[0].tensor();
     EXPECT_TRUE(std::isnan(y.GetAsDouble(0)));
     EXPECT_EQ(y.GetAsDouble(1), 0.0);
@@ -439,17 +431,9 @@ TEST(PoolFast, GlobalAveragePoolChannelsLastSameBits) {
                 xv[static_cast<size_t>((bi * c + ci) * hw + q)];
       ir::Model m = Import(b);
       for (auto& nd : m.graph->nodes) nd.opset = 13;
-      SessionOptions opts;
-      opts.opt_level = 0;
-      auto sess = Session::FromModel(std::move(m), opts);
-      EXPECT_TRUE(sess.ok()) << sess.status().ToString();
+      const std::vector<Value> got = RunAtO0(std::move(m), x);
       std::vector<float> y;
-      if (!sess.ok()) return y;
-      std::vector<Value> got;
-      const std::vector<Value> inputs{Value(x)};
-      const Status st = (*sess)->Run(inputs, got);
-      EXPECT_TRUE(st.ok()) << st.ToString();
-      if (st.ok()) y.assign(got[0].tensor().data<float>(), got[0].tensor().data<float>() + n * c);
+      if (!got.empty()) y.assign(got[0].tensor().data<float>(), got[0].tensor().data<float>() + n * c);
       return y;
     };
     for (Isa isa : Isas()) {

@@ -25,6 +25,27 @@ using nn::SpatialAttrs;
 using nn::SpatialGeom;
 using nn::Stream;
 
+// For im2col and col2im: the image row (a line along the innermost dim) that window tap `kidx` of
+// output position `oidx` reads, over every dim but the innermost; false when it falls in the padding.
+bool TapLine(const SpatialGeom& g, int nd, const Shape& oidx, const Shape& kidx, int64_t& line) {
+  bool valid = true;
+  line = 0;
+  for (int d = 0; d < nd - 1; ++d) {
+    const int64_t ic = oidx[static_cast<size_t>(d)] * g.strides[d] - g.pad_begin[d] + kidx[static_cast<size_t>(d)] * g.dilations[d];
+    if (ic < 0 || ic >= g.in[d]) valid = false;
+    line = line * g.in[d] + ic;
+  }
+  return valid;
+}
+
+// Advances `oidx` to the next output line (all dims but the innermost).
+void NextOutputLine(const SpatialGeom& g, int nd, Shape& oidx) {
+  for (int d = nd - 2; d >= 0; --d) {
+    if (++oidx[static_cast<size_t>(d)] < g.out[d]) break;
+    oidx[static_cast<size_t>(d)] = 0;
+  }
+}
+
 // im2col: `geom.in` is the image, `geom.out` the window positions. col is [C*ks, out_size].
 template <typename T>
 void Im2Col(const SpatialGeom& g, int64_t channels, const T* img, T* col) {
@@ -45,14 +66,8 @@ void Im2Col(const SpatialGeom& g, int64_t channels, const T* img, T* col) {
       T* dst = col + row * os;
       const int64_t kl = kidx[static_cast<size_t>(nd - 1)] * dl - pl;
       for (int64_t base = 0; base < os; base += ol) {
-        bool valid = true;
         int64_t off = 0;
-        for (int d = 0; d < nd - 1; ++d) {
-          const int64_t ic = oidx[static_cast<size_t>(d)] * g.strides[d] - g.pad_begin[d] +
-                             kidx[static_cast<size_t>(d)] * g.dilations[d];
-          if (ic < 0 || ic >= g.in[d]) valid = false;
-          off = off * g.in[d] + ic;
-        }
+        const bool valid = TapLine(g, nd, oidx, kidx, off);
         T* out = dst + base;
         if (!valid) {
           for (int64_t o = 0; o < ol; ++o) out[o] = T(0);
@@ -63,10 +78,7 @@ void Im2Col(const SpatialGeom& g, int64_t channels, const T* img, T* col) {
             out[o] = (ic >= 0 && ic < il) ? line[ic] : T(0);
           }
         }
-        for (int d = nd - 2; d >= 0; --d) {
-          if (++oidx[static_cast<size_t>(d)] < g.out[d]) break;
-          oidx[static_cast<size_t>(d)] = 0;
-        }
+        NextOutputLine(g, nd, oidx);
       }
     }
   }, 1 << 18);
@@ -93,15 +105,8 @@ void Col2ImAdd(const SpatialGeom& g, int64_t channels, const T* col, T* img) {
         const T* src = col + (c * ks + kk) * os;
         const int64_t kl = kidx[static_cast<size_t>(nd - 1)] * dl - pl;
         for (int64_t base = 0; base < os; base += ol) {
-          bool valid = true;
           int64_t off = 0;
-          for (int d = 0; d < nd - 1; ++d) {
-            const int64_t ic = oidx[static_cast<size_t>(d)] * g.strides[d] - g.pad_begin[d] +
-                               kidx[static_cast<size_t>(d)] * g.dilations[d];
-            if (ic < 0 || ic >= g.in[d]) valid = false;
-            off = off * g.in[d] + ic;
-          }
-          if (valid) {
+          if (TapLine(g, nd, oidx, kidx, off)) {
             T* line = dstimg + off * il;
             const T* in = src + base;
             for (int64_t o = 0; o < ol; ++o) {
@@ -109,10 +114,7 @@ void Col2ImAdd(const SpatialGeom& g, int64_t channels, const T* col, T* img) {
               if (ic >= 0 && ic < il) line[ic] += in[o];
             }
           }
-          for (int d = nd - 2; d >= 0; --d) {
-            if (++oidx[static_cast<size_t>(d)] < g.out[d]) break;
-            oidx[static_cast<size_t>(d)] = 0;
-          }
+          NextOutputLine(g, nd, oidx);
         }
       }
     }
