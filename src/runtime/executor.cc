@@ -192,12 +192,17 @@ Status GraphCompiler::CompileNode(const ir::Node& node) {
       }
     }
   }
+  std::vector<std::pair<int, Shape>> constant_shapes;
+  for (int i = 0; i < static_cast<int>(node.inputs.size()); ++i)
+    if (const Tensor* t = info.constant_input(i)) constant_shapes.emplace_back(i, t->shape());
   auto kernel = def->factory(info);  // may compile subgraphs, which capture from this scope at this step
   if (!kernel.ok()) {
     const Status& st = kernel.status();
     return st.message().rfind("node ", 0) == 0 ? st : st.WithContext(where);
   }
   step.kernel = std::move(kernel).value();
+  for (auto& [i, shape] : constant_shapes)
+    if (!info.constant_input(i)) step.released_shapes.emplace_back(i, std::move(shape));
 
   for (const auto& name : node.outputs) {
     if (name.empty()) { step.outputs.push_back(-1); continue; }
@@ -363,6 +368,8 @@ double ContractionFlops(const ir::Node& node, const std::vector<Value>& frame, c
   };
   const Shape* a = shape(step.inputs, 0);
   const Shape* w = shape(step.inputs, 1);
+  for (const auto& [i, s] : step.released_shapes)
+    if (i == 1 && !w) w = &s;
   const Shape* y = shape(step.outputs, 0);
   // MatMul/Gemm weights may be absent (packed by the kernel and released): their work follows from A and Y.
   if (!a || !y || a->empty()) return 0;

@@ -161,6 +161,22 @@ TEST(PlannedRun, RecordsContractionWorkFromActualShapes) {
   }
 }
 
+// A convolution packs its weights at load and frees them (they arrive absent at run time); its
+// work still counts them: 2 * output elements * (C/G * kernel) per batch.
+TEST(PlannedRun, RecordsConvolutionWorkAfterItsWeightsAreFreed) {
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {-1, 4, 8, 8}).Output("y", onnx::TensorProto::FLOAT, {-1, 6, 8, 8});
+  b.Initializer("w", std::vector<float>(6 * 4 * 9, 0.25f), {6, 4, 3, 3});
+  testing::SetInts(b.Node("Conv", {"x", "w"}, {"y"}), "pads", {1, 1, 1, 1});
+  auto s = Load(b.Bytes(), true);
+  EXPECT_EQ(s->model().graph->initializers.count("w"), 0u);  // freed once packed
+  for (int64_t n : {1, 3}) {
+    std::vector<Value> out;
+    ASSERT_TRUE(s->Run(std::vector<Value>{Random({n, 4, 8, 8}, 1)}, out).ok());
+    EXPECT_EQ(s->last_plan_stats().matmul_flops, 2.0 * static_cast<double>(n) * 6 * 8 * 8 * (4 * 9));
+  }
+}
+
 TEST(PlannedRun, RecordsFusedAttentionWork) {
   // At -O3 MatMul -> Div -> Softmax -> MatMul becomes one com.strata:Attention; its work is still
   // both products: 2 * (b*h*sq*sk*d + b*h*sq*sk*dv).
