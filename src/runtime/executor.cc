@@ -144,8 +144,12 @@ class CompileInfo final : public KernelInfo {
   }
   const ir::Graph& graph() const override { return c_.graph(); }
   void ReleaseConstantInput(int i) const override {
-    if (input_present(i)) c_.ReleaseConstant(node_->inputs[static_cast<size_t>(i)]);
+    if (!input_present(i)) return;
+    if (const Tensor* t = constant_input(i)) released_.emplace_back(i, t->shape());
+    c_.ReleaseConstant(node_->inputs[static_cast<size_t>(i)]);
   }
+  // Shapes of the constant inputs the kernel released, for the step (CompiledGraph::Step).
+  std::vector<std::pair<int, Shape>> TakeReleased() { return std::move(released_); }
   Result<std::shared_ptr<CompiledGraph>> CompileSubgraph(const ir::Graph& body) const override {
     GraphCompiler sub(c_.model(), body, &c_);
     return sub.Compile();
@@ -153,6 +157,7 @@ class CompileInfo final : public KernelInfo {
 
  private:
   GraphCompiler& c_;
+  mutable std::vector<std::pair<int, Shape>> released_;
 };
 
 Status GraphCompiler::CompileNode(const ir::Node& node) {
@@ -192,17 +197,14 @@ Status GraphCompiler::CompileNode(const ir::Node& node) {
       }
     }
   }
-  std::vector<std::pair<int, Shape>> constant_shapes;
-  for (int i = 0; i < static_cast<int>(node.inputs.size()); ++i)
-    if (const Tensor* t = info.constant_input(i)) constant_shapes.emplace_back(i, t->shape());
   auto kernel = def->factory(info);  // may compile subgraphs, which capture from this scope at this step
   if (!kernel.ok()) {
     const Status& st = kernel.status();
     return st.message().rfind("node ", 0) == 0 ? st : st.WithContext(where);
   }
   step.kernel = std::move(kernel).value();
-  for (auto& [i, shape] : constant_shapes)
-    if (!info.constant_input(i)) step.released_shapes.emplace_back(i, std::move(shape));
+  step.released_shapes = info.TakeReleased();
+  for (const auto& [i, shape] : step.released_shapes) step.released_elements += NumElements(shape);
 
   for (const auto& name : node.outputs) {
     if (name.empty()) { step.outputs.push_back(-1); continue; }
@@ -750,7 +752,7 @@ Status CompiledGraph::Run(RunState& state, std::span<const Value> inputs, std::v
     ctx.Bind(step);
     bool serial = false;
     if (threads > 1) {
-      int64_t work = 0;
+      int64_t work = step.released_elements;  // packed weights are work too, though they arrive absent
       for (int s : step.inputs)
         if (s >= 0 && frame[static_cast<size_t>(s)].is_tensor()) work += frame[static_cast<size_t>(s)].tensor().numel();
       serial = work < kSerialWorkElements;

@@ -24,9 +24,11 @@ class CompiledGraph {
     std::vector<int> outputs;   // slot per node output, -1 when unrequested
     std::vector<int> reads;     // every slot the step reads, incl. values its subgraphs capture
     std::vector<int> release;   // slots whose last reader is this step
-    // Shapes of constant inputs the kernel released at compile time (it packed them), which
-    // arrive absent at run time: the contraction work of a Conv is counted from its weights'.
+    // Shapes of constant inputs the kernel released at compile time (it packed them; once every
+    // reader has, they arrive absent at run time): a Conv's work is counted from its weights', and
+    // whether a step is big enough for several threads counts their elements.
     std::vector<std::pair<int, Shape>> released_shapes;
+    int64_t released_elements = 0;
   };
 
   // Runs with `outer` as the frame of the enclosing graph (nullptr for the main graph), allocating

@@ -370,26 +370,31 @@ struct DnnlConv {
   }
 
   // Fills this primitive's weights from another primitive's packing of the same constant weights
-  // (`from` in layout `from_md`), once the original weights are gone: directly when oneDNN can
-  // reorder between the two layouts, else through the plain layout (Winograd's weights are made
-  // from plain ones only). `from` becomes the weights' identity (wei_cached). False when out of memory.
-  bool PackFrom(const std::shared_ptr<void>& from, const memory::desc& from_md) {
+  // (`from`, a blocked layout `from_md`), once the original weights are gone: directly when oneDNN
+  // can reorder between the two layouts, else through the plain layout (Winograd's weights are made
+  // from plain ones only). `id` (the released weights' address, never read) becomes wei_cached.
+  // False when out of memory or when oneDNN has no reorder for it.
+  bool PackFrom(const void* from, const memory::desc& from_md, const void* id) {
     if (!ok || wei_md == user_wei) return false;
     if (!wei_buffer) {
       wei_buffer = std::shared_ptr<void>(AllocateLargeBuffer(wei_md.get_size()).release(), LargeBufferFree());
       if (!wei_buffer) return false;
     }
-    memory src(from_md, Engine(), from.get()), dst(wei_md, Engine(), wei_buffer.get());
     try {
-      dnnl::reorder(src, dst).execute(Stream(), src, dst);
+      memory src(from_md, Engine(), const_cast<void*>(from)), dst(wei_md, Engine(), wei_buffer.get());
+      try {
+        dnnl::reorder(src, dst).execute(Stream(), src, dst);
+      } catch (const dnnl::error&) {
+        std::vector<float> plain(user_wei.get_size() / sizeof(float));
+        memory mid(user_wei, Engine(), plain.data());
+        dnnl::reorder(src, mid).execute(Stream(), src, mid);
+        wei_reorder.execute(Stream(), mid, dst);
+      }
+      Stream().wait();
     } catch (const dnnl::error&) {
-      std::vector<float> plain(user_wei.get_size() / sizeof(float));
-      memory mid(user_wei, Engine(), plain.data());
-      dnnl::reorder(src, mid).execute(Stream(), src, mid);
-      wei_reorder.execute(Stream(), mid, dst);
+      return false;
     }
-    Stream().wait();
-    wei_cached = from.get();
+    wei_cached = id;
     return true;
   }
 
@@ -721,13 +726,15 @@ class DnnlConvDriver {
         DnnlConv& conv = *cache_.front().conv;
         conv.PackWeights(wt->data<float>());
         // The packed copy is then the only one kept: other batch sizes' layouts are made from it.
+        // Not a Winograd packing: oneDNN converts into that layout only, never out of it.
         if constexpr (std::is_same_v<CS, ConvShape>) {
-          if (conv.ok && conv.wei_md != conv.user_wei && conv.wei_cached == wt->data<float>()) {
+          if (conv.ok && conv.wei_md != conv.user_wei && conv.wei_cached == wt->data<float>() &&
+              conv.wei_md.data.format_kind == dnnl_blocked) {
             source_ = conv.wei_buffer;
             source_md_ = conv.wei_md;
             plain_md_ = conv.user_wei;
             w_shape_ = w;
-            conv.wei_cached = source_.get();
+            released_id_ = wt->data<float>();
             info.ReleaseConstantInput(1);
           }
         }
@@ -810,7 +817,8 @@ class DnnlConvDriver {
     bool shared = false;
     for (const Entry& old : cache_)
       if ((shared = e.conv->ShareWeights(*old.conv))) break;
-    if (!shared && source_ && e.conv->ok && e.conv->wei_md != e.conv->user_wei && !e.conv->PackFrom(source_, source_md_))
+    if (!shared && source_ && e.conv->ok && e.conv->wei_md != e.conv->user_wei &&
+        !e.conv->PackFrom(source_.get(), source_md_, released_id_))
       e.conv->ok = false;  // no memory for this layout's weights: the reference path runs, on plain weights
     if (cache_.size() == kCacheSize) cache_.pop_back();
     cache_.insert(cache_.begin(), std::move(e));
@@ -819,9 +827,9 @@ class DnnlConvDriver {
   Status RunFloat(const CS& cs, const Shape& xs, const Shape& ws, const float* x, const float* w, const float* b,
                   float* y, bool wconst, const float* residual = nullptr) {
     Prepare(cs, xs, ws, b != nullptr);
-    if (!w) {  // released: the primitive holds them packed (identified by the source), or plain ones are needed
-      w = dnnl_->ok && dnnl_->wei_md != dnnl_->user_wei ? static_cast<const float*>(source_.get()) : PlainWeights();
-      if (!w) return Internal("out of memory for the convolution's weights in plain layout");
+    if (!w) {  // released: the primitive holds them packed (identified by their old address), or plain ones are needed
+      w = dnnl_->ok && dnnl_->wei_md != dnnl_->user_wei ? static_cast<const float*>(released_id_) : PlainWeights();
+      if (!w) return Internal("no memory for the convolution's weights in plain layout");
     }
     if (dnnl_->ok) {
       if (dnnl_->Run(x, w, b, y, wconst, residual)) return Status::Ok();
@@ -863,12 +871,16 @@ class DnnlConvDriver {
     if (plain_w_.empty()) {
       try {
         plain_w_.resize(plain_md_.get_size() / sizeof(float));
+        memory src(source_md_, Engine(), source_.get()), dst(plain_md_, Engine(), plain_w_.data());
+        dnnl::reorder(src, dst).execute(Stream(), src, dst);
+        Stream().wait();
       } catch (const std::bad_alloc&) {
+        plain_w_.clear();
+        return nullptr;
+      } catch (const dnnl::error&) {
+        plain_w_.clear();
         return nullptr;
       }
-      memory src(source_md_, Engine(), source_.get()), dst(plain_md_, Engine(), plain_w_.data());
-      dnnl::reorder(src, dst).execute(Stream(), src, dst);
-      Stream().wait();
     }
     return plain_w_.data();
   }
@@ -879,6 +891,7 @@ class DnnlConvDriver {
   // Constant float32 weights packed at load, once the original was released (Conv only): other
   // layouts are made from this copy, and plain weights unpacked from it when needed.
   std::shared_ptr<void> source_;
+  const void* released_id_ = nullptr;  // the released weights' address: their identity in wei_cached
   memory::desc source_md_, plain_md_;
   Shape w_shape_;
   std::vector<float> plain_w_;
