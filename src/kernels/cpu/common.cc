@@ -4,6 +4,7 @@
 #include "core/large_buffer.h"
 
 #include <algorithm>
+#include <limits>
 #include <cassert>
 
 namespace strata::cpu {
@@ -90,6 +91,9 @@ float* ThreadScratch(int slot, size_t floats) {
     const size_t grown = std::max(floats, s.floats + s.floats / 2);  // fewer regrowths while shapes climb
     s.buffer = AllocateLargeBuffer(grown * sizeof(float));
     s.floats = s.buffer ? grown : 0;
+    // Poisoned with NaN, like the arena: a kernel that reads scratch it did not write (padding it
+    // should have zeroed) then shows it in its output instead of passing on whatever was there.
+    if (s.buffer) std::fill_n(static_cast<float*>(s.buffer.get()), grown, std::numeric_limits<float>::quiet_NaN());
   }
   return static_cast<float*>(s.buffer.get());
 }
