@@ -46,6 +46,32 @@ int64_t Prod(const std::vector<int64_t>& d) {
   return n;
 }
 
+
+// A com.strata Attention node writing "y" in `mb` (its domain imported), with its scale.
+onnx::NodeProto& AttentionNode(ModelBuilder& mb, const std::vector<std::string>& inputs, float scale,
+                               const std::string& name = "") {
+  auto* imp = mb.proto().add_opset_import();
+  imp->set_domain("com.strata");
+  imp->set_version(1);
+  auto& n = mb.Node("Attention", inputs, {"y"}, name);
+  n.set_domain("com.strata");
+  SetFloat(n, "scale", scale);
+  return n;
+}
+
+// Runs `mb` at -O0 on zero float inputs of these shapes; the run's status (the model must load).
+Status RunOnZeros(ModelBuilder& mb, const std::vector<Shape>& shapes, bool check_input_shapes = true) {
+  SessionOptions o;
+  o.opt_level = 0;
+  o.check_input_shapes = check_input_shapes;
+  auto s = Session::FromModel(Import(mb), o);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  if (!s.ok()) return s.status();
+  std::vector<Value> in, out;
+  for (const Shape& shape : shapes) in.emplace_back(Tensor(DType::kFloat, shape));
+  return (*s)->Run(in, out);
+}
+
 // Offset of element (b, h, i, j) of a tensor of `dims` broadcast to [b, h, sq, sk].
 int64_t MaskOffset(const std::vector<int64_t>& dims, int64_t b, int64_t h, int64_t i, int64_t j) {
   std::vector<int64_t> d4 = dims;
@@ -116,9 +142,6 @@ void RunCase(const Case& c, int threads) {
   }
 
   ModelBuilder mb;
-  auto* imp = mb.proto().add_opset_import();
-  imp->set_domain("com.strata");
-  imp->set_version(1);
   std::vector<int64_t> xd = {c.b, c.sq, 3 * c.h * c.d};
   std::vector<float> xt;  // [Q | K | V] per row
   if (c.packed) {
@@ -141,9 +164,7 @@ void RunCase(const Case& c, int threads) {
     for (char x : keepm) t->add_int32_data(x);
     ins.push_back("m");
   }
-  auto& n = mb.Node("Attention", ins, {"y"});
-  n.set_domain("com.strata");
-  SetFloat(n, "scale", c.scale);
+  auto& n = AttentionNode(mb, ins, c.scale);
   if (c.heads_layout) SetInt(n, "num_heads", c.h);
   if (c.packed) SetInt(n, "packed_qkv", 1);
   if (c.causal) SetInt(n, "causal", 1);
@@ -308,24 +329,10 @@ TEST(AttentionKernel, CausalWithBroadcastMaskUsesTheMask) {
 
 TEST(AttentionKernel, RejectsBadShapes) {
   ModelBuilder mb;
-  auto* imp = mb.proto().add_opset_import();
-  imp->set_domain("com.strata");
-  imp->set_version(1);
   mb.Input("q", TP::FLOAT, {1, 4, 8}).Input("k", TP::FLOAT, {1, 5, 8}).Input("v", TP::FLOAT, {1, 4, 8});
   mb.Output("y", TP::FLOAT, {1, 4, 8});
-  auto& n = mb.Node("Attention", {"q", "k", "v"}, {"y"});
-  n.set_domain("com.strata");
-  SetFloat(n, "scale", 1.f);
-  SetInt(n, "num_heads", 2);
-  SessionOptions o;
-  o.opt_level = 0;
-  auto s = Session::FromModel(Import(mb), o);
-  ASSERT_TRUE(s.ok()) << s.status().ToString();
-  std::vector<Value> in, out;
-  in.emplace_back(Tensor(DType::kFloat, {1, 4, 8}));
-  in.emplace_back(Tensor(DType::kFloat, {1, 5, 8}));
-  in.emplace_back(Tensor(DType::kFloat, {1, 4, 8}));
-  const Status st = (*s)->Run(in, out);
+  SetInt(AttentionNode(mb, {"q", "k", "v"}, 1.f), "num_heads", 2);
+  const Status st = RunOnZeros(mb, {{1, 4, 8}, {1, 5, 8}, {1, 4, 8}});
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.ToString().find("Attention"), std::string::npos) << st.ToString();
 }
@@ -333,24 +340,13 @@ TEST(AttentionKernel, RejectsBadShapes) {
 TEST(AttentionKernel, RejectsCausalWithAFloatMask) {
   // Adding the mask and applying the causal rule would both be plausible readings: neither is guessed.
   ModelBuilder mb;
-  auto* imp = mb.proto().add_opset_import();
-  imp->set_domain("com.strata");
-  imp->set_version(1);
   mb.Input("q", TP::FLOAT, {1, 4, 8}).Input("k", TP::FLOAT, {1, 4, 8}).Input("v", TP::FLOAT, {1, 4, 8});
   mb.Initializer("m", std::vector<float>(16, 0.f), {4, 4});
   mb.Output("y", TP::FLOAT, {1, 4, 8});
-  auto& n = mb.Node("Attention", {"q", "k", "v", "m"}, {"y"}, "att0");
-  n.set_domain("com.strata");
-  SetFloat(n, "scale", 1.f);
+  auto& n = AttentionNode(mb, {"q", "k", "v", "m"}, 1.f, "att0");
   SetInt(n, "num_heads", 2);
   SetInt(n, "causal", 1);
-  SessionOptions o;
-  o.opt_level = 0;
-  auto s = Session::FromModel(Import(mb), o);
-  ASSERT_TRUE(s.ok()) << s.status().ToString();
-  std::vector<Value> in, out;
-  for (int i = 0; i < 3; ++i) in.emplace_back(Tensor(DType::kFloat, {1, 4, 8}));
-  const Status st = (*s)->Run(in, out);
+  const Status st = RunOnZeros(mb, {{1, 4, 8}, {1, 4, 8}, {1, 4, 8}});
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
   EXPECT_NE(st.ToString().find("att0"), std::string::npos) << st.ToString();
   EXPECT_NE(st.ToString().find("causal=1 needs a bool mask or none; got a float mask"), std::string::npos)
@@ -363,23 +359,11 @@ TEST(AttentionKernel, RejectsPackedWidthsThatDoNotSplitIntoHeads) {
   for (int64_t heads : {int64_t{4}, int64_t{6148914691236517206}}) {
     SCOPED_TRACE(heads);
     ModelBuilder mb;
-    auto* imp = mb.proto().add_opset_import();
-    imp->set_domain("com.strata");
-    imp->set_version(1);
     mb.Input("qkv", TP::FLOAT, {1, 2, 6}).Output("y", TP::FLOAT, {1, 2, 2});
-    auto& n = mb.Node("Attention", {"qkv", "", ""}, {"y"});
-    n.set_domain("com.strata");
-    SetFloat(n, "scale", 1.f);
+    auto& n = AttentionNode(mb, {"qkv", "", ""}, 1.f);
     SetInt(n, "num_heads", heads);
     SetInt(n, "packed_qkv", 1);
-    SessionOptions o;
-    o.opt_level = 0;
-    o.check_input_shapes = false;
-    auto s = Session::FromModel(Import(mb), o);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    std::vector<Value> in, out;
-    in.emplace_back(Tensor(DType::kFloat, {1, 2, 6}));
-    const Status st = (*s)->Run(in, out);
+    const Status st = RunOnZeros(mb, {{1, 2, 6}}, /*check_input_shapes=*/false);
     EXPECT_FALSE(st.ok());
     EXPECT_NE(st.ToString().find("packed QKV"), std::string::npos) << st.ToString();
   }
