@@ -44,6 +44,13 @@ double AsDouble(const void* p, int64_t i) { return static_cast<double>(static_ca
 
 }  // namespace
 
+Strides ContiguousStrides(const Shape& shape) {
+  Strides s(shape.size(), 1);
+  for (int i = static_cast<int>(shape.size()) - 2; i >= 0; --i)
+    s[static_cast<size_t>(i)] = s[static_cast<size_t>(i) + 1] * shape[static_cast<size_t>(i) + 1];
+  return s;
+}
+
 int64_t NumElements(const Shape& shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;

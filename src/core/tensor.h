@@ -14,6 +14,8 @@
 namespace strata {
 
 int64_t NumElements(const Shape& shape);
+// Row-major strides, in elements.
+Strides ContiguousStrides(const Shape& shape);
 std::string ShapeToString(const Shape& shape);
 
 class Tensor {

@@ -9,11 +9,16 @@
 #include <onnx/shape_inference/implementation.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <functional>
 #include <optional>
+#include <queue>
 #include <set>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "core/mapped_file.h"
 #include "onnx/payload_memory.h"
@@ -162,6 +167,131 @@ struct Converter {
   }
 };
 
+// The values one graph defines, chained to its enclosing graphs' for a subgraph's captures.
+struct Scope {
+  std::unordered_set<std::string> given;                     // graph inputs and initializers
+  std::unordered_map<std::string, size_t> first_producer;    // node output -> index of the first node writing it
+  const Scope* enclosing = nullptr;
+
+  bool Defines(const std::string& name) const { return given.count(name) || first_producer.count(name); }
+  bool Visible(const std::string& name) const {
+    for (const Scope* s = this; s; s = s->enclosing)
+      if (s->Defines(name)) return true;
+    return false;
+  }
+};
+
+// Walks back from a node Kahn's algorithm could not place, through producers that were not placed
+// either: every such node has one, so the walk must come round to a node it has already seen.
+std::string DescribeCycle(const std::vector<ir::Node>& nodes, const std::vector<std::vector<size_t>>& producers,
+                          const std::vector<bool>& placed) {
+  constexpr size_t kMaxNodesShown = 12;
+  size_t start = 0;
+  while (placed[start]) ++start;
+  std::vector<size_t> path;
+  std::vector<int64_t> position(nodes.size(), -1);
+  size_t current = start;
+  while (position[current] < 0) {
+    position[current] = static_cast<int64_t>(path.size());
+    path.push_back(current);
+    for (size_t p : producers[current])
+      if (!placed[p]) { current = p; break; }
+  }
+  std::vector<size_t> cycle(path.begin() + position[current], path.end());
+  std::reverse(cycle.begin(), cycle.end());  // the walk went against the data flow
+  std::rotate(cycle.begin(), std::min_element(cycle.begin(), cycle.end()), cycle.end());  // read in file order
+  std::string text;
+  for (size_t k = 0; k < cycle.size() && k < kMaxNodesShown; ++k) text += nodes[cycle[k]].Describe() + " -> ";
+  if (cycle.size() > kMaxNodesShown) text += "... (" + std::to_string(cycle.size()) + " nodes in all) -> ";
+  return text + nodes[cycle.front()].Describe();
+}
+
+// ONNX asks for nodes in topological order, but some exporters and hand-edited models break it and
+// ONNX Runtime loads them anyway; the passes and the compiler rely on the order, so it is restored
+// here. Taking the lowest original index among the ready nodes keeps a graph already in order exactly
+// as it was. A subgraph's reads from enclosing scopes count as inputs of the node owning it, since the
+// compiler builds the subgraph at that node and captures the values then. Returns the names `g` (with
+// its own subgraphs) reads from enclosing scopes.
+Result<std::set<std::string>> SortNodesTopologically(ir::Graph& g, const Scope* enclosing) {
+  Scope here;
+  here.enclosing = enclosing;
+  for (const auto& vi : g.inputs) here.given.insert(vi.name);
+  for (const auto& [name, tensor] : g.initializers) here.given.insert(name);
+  const size_t n = g.nodes.size();
+  for (size_t i = 0; i < n; ++i)
+    for (const auto& out : g.nodes[i].outputs)
+      if (!out.empty()) here.first_producer.emplace(out, i);
+
+  std::vector<std::vector<size_t>> producers(n), consumers(n);
+  std::set<std::string> read_from_enclosing;
+  // Inputs and initializers win over a node output of the same name, so that the compiler, not a
+  // spurious cycle, reports the value written twice; a local node output shadows an enclosing value.
+  auto depend = [&](size_t consumer, const std::string& name) {
+    if (name.empty() || here.given.count(name)) return true;
+    if (auto it = here.first_producer.find(name); it != here.first_producer.end()) {
+      producers[consumer].push_back(it->second);
+      consumers[it->second].push_back(consumer);
+      return true;
+    }
+    if (enclosing && enclosing->Visible(name)) {
+      read_from_enclosing.insert(name);
+      return true;
+    }
+    return false;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const ir::Node& node = g.nodes[i];
+    for (const auto& name : node.inputs)
+      if (!depend(i, name))
+        return InvalidModel("graph '" + g.name + "': " + node.Describe() + ": input '" + name +
+                            "' is not produced by any node and is not a graph input or initializer" +
+                            (enclosing ? " here or in an enclosing graph" : ""));
+    for (const auto& attr : node.attributes) {
+      std::vector<ir::Graph*> subgraphs;
+      if (attr.type == ir::Attribute::Type::kGraph && attr.g) subgraphs.push_back(attr.g.get());
+      if (attr.type == ir::Attribute::Type::kGraphs)
+        for (const auto& sub : attr.graphs)
+          if (sub) subgraphs.push_back(sub.get());
+      for (ir::Graph* sub : subgraphs) {
+        auto captured = SortNodesTopologically(*sub, &here);
+        if (!captured.ok()) return captured.status().WithContext(node.Describe() + " attribute '" + attr.name + "': ");
+        // A subgraph output that nothing defines is left for the compiler to report.
+        for (const auto& name : *captured) depend(i, name);
+      }
+    }
+  }
+  for (const auto& vi : g.outputs)
+    if (!here.Defines(vi.name) && enclosing && enclosing->Visible(vi.name)) read_from_enclosing.insert(vi.name);
+
+  std::vector<size_t> unplaced_producers(n);
+  std::priority_queue<size_t, std::vector<size_t>, std::greater<>> ready;
+  for (size_t i = 0; i < n; ++i)
+    if ((unplaced_producers[i] = producers[i].size()) == 0) ready.push(i);
+  std::vector<size_t> order;
+  order.reserve(n);
+  std::vector<bool> placed(n, false);
+  while (!ready.empty()) {
+    const size_t i = ready.top();
+    ready.pop();
+    order.push_back(i);
+    placed[i] = true;
+    for (size_t c : consumers[i])
+      if (--unplaced_producers[c] == 0) ready.push(c);
+  }
+  if (order.size() < n)
+    return InvalidModel("graph '" + g.name + "' has a cycle, so its nodes have no valid order: " +
+                        DescribeCycle(g.nodes, producers, placed));
+  bool already_in_order = true;
+  for (size_t k = 0; k < n; ++k) already_in_order &= order[k] == k;
+  if (!already_in_order) {
+    std::vector<ir::Node> sorted;
+    sorted.reserve(n);
+    for (size_t i : order) sorted.push_back(std::move(g.nodes[i]));
+    g.nodes = std::move(sorted);
+  }
+  return read_from_enclosing;
+}
+
 // ONNX's inference is a reference for value types. It must never make a loadable model fail,
 // and it only knows the opsets of the ONNX release Debian ships.
 void RunOnnxShapeInference(onnx::ModelProto& mp) {
@@ -223,6 +353,7 @@ Result<ir::Model> Convert(std::shared_ptr<onnx::ModelProto> mp, const std::strin
   const auto slash = path.find_last_of('/');
   conv.base_dir = slash == std::string::npos ? "." : path.substr(0, slash);
   ASSIGN_OR_RETURN(m.graph, conv.ConvertGraph(mp->graph(), /*top_level=*/true));
+  RETURN_IF_ERROR(SortNodesTopologically(*m.graph, /*enclosing=*/nullptr).status());
   // With the weights lifted, the proto lives on only while a large tensor borrows from it.
   if (!src.lifted) m.backing.push_back(std::move(mp));
   if (options.stats) {

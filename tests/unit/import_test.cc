@@ -192,3 +192,154 @@ TEST(Import, UnsupportedDtypeIsReportedAtLoadNotAtRun) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+using testing::ModelBuilder;
+
+constexpr int kFloat = onnx::TensorProto::FLOAT;
+
+// y = (|x| + x) * x and, independent of it, r = Relu(x), with the nodes written in `order`.
+std::string ChainModel(const std::vector<int>& order) {
+  ModelBuilder b(13);
+  b.Input("x", kFloat, {3}).Output("y", kFloat, {3}).Output("r", kFloat, {3});
+  for (int k : order) {
+    if (k == 0) b.Node("Abs", {"x"}, {"a"}, "abs");
+    if (k == 1) b.Node("Add", {"a", "x"}, {"b"}, "add");
+    if (k == 2) b.Node("Mul", {"b", "x"}, {"y"}, "mul");
+    if (k == 3) b.Node("Relu", {"x"}, {"r"}, "relu");
+  }
+  return b.Bytes();
+}
+
+std::vector<std::string> NodeNames(const std::string& bytes) {
+  auto model = onnx_io::LoadModelFromBytes(bytes.data(), bytes.size());
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  std::vector<std::string> names;
+  if (model.ok())
+    for (const auto& n : model->graph->nodes) names.push_back(n.name);
+  return names;
+}
+
+std::vector<std::vector<float>> RunOnFloats(const std::string& bytes, std::vector<Value> inputs) {
+  auto s = SessionFrom(bytes);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  if (!s.ok()) return {};
+  std::vector<Value> outs;
+  Status st = (*s)->Run(inputs, outs);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  std::vector<std::vector<float>> result;
+  for (const auto& v : outs) {
+    const Tensor& t = v.tensor();
+    result.emplace_back(t.data<float>(), t.data<float>() + t.numel());
+  }
+  return result;
+}
+
+TEST(Import, NodesOutOfTopologicalOrderAreSortedAndRun) {
+  const std::string ordered = ChainModel({0, 1, 2, 3});
+  const std::string shuffled = ChainModel({2, 1, 0, 3});
+  // Ready nodes go in their original order, so an order that is already valid is kept as written.
+  EXPECT_EQ(NodeNames(ordered), (std::vector<std::string>{"abs", "add", "mul", "relu"}));
+  EXPECT_EQ(NodeNames(ChainModel({3, 0, 1, 2})), (std::vector<std::string>{"relu", "abs", "add", "mul"}));
+  EXPECT_EQ(NodeNames(shuffled), (std::vector<std::string>{"abs", "add", "mul", "relu"}));
+
+  const Value x(Tensor::FromVector<float>({-1, 2, 3}, {3}));
+  const auto want = RunOnFloats(ordered, {x});
+  EXPECT_EQ(want, (std::vector<std::vector<float>>{{0, 8, 18}, {0, 2, 3}}));
+  EXPECT_EQ(RunOnFloats(shuffled, {x}), want);
+}
+
+TEST(Import, CycleIsReportedWithTheNodesOnIt) {
+  ModelBuilder b(13);
+  b.Input("x", kFloat, {3}).Output("y", kFloat, {3});
+  b.Node("Add", {"x", "c"}, {"a"}, "first");
+  b.Node("Relu", {"a"}, {"b"}, "second");
+  b.Node("Neg", {"b"}, {"c"}, "third");
+  b.Node("Identity", {"b"}, {"y"}, "tail");
+  const std::string bytes = b.Bytes();
+  auto m = onnx_io::LoadModelFromBytes(bytes.data(), bytes.size());
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), StatusCode::kInvalidModel);
+  const std::string& msg = m.status().message();
+  EXPECT_NE(msg.find("cycle"), std::string::npos) << msg;
+  for (const char* on_cycle : {"'first' (Add)", "'second' (Relu)", "'third' (Neg)"})
+    EXPECT_NE(msg.find(on_cycle), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("'tail'"), std::string::npos) << msg;
+
+  ModelBuilder self(13);
+  self.Input("x", kFloat, {3}).Output("s", kFloat, {3});
+  self.Node("Add", {"x", "s"}, {"s"}, "feeds_itself");
+  const std::string self_bytes = self.Bytes();
+  auto s = onnx_io::LoadModelFromBytes(self_bytes.data(), self_bytes.size());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("'feeds_itself' (Add)"), std::string::npos) << s.status().message();
+}
+
+TEST(Import, InputWithNoProducerIsNamedAtImport) {
+  ModelBuilder b(13);
+  b.Input("x", kFloat, {3}).Output("y", kFloat, {3});
+  b.Node("Mul", {"b", "ghost"}, {"y"}, "mul");  // out of order as well, so the missing input is not mistaken for that
+  b.Node("Abs", {"x"}, {"b"}, "abs");
+  const std::string bytes = b.Bytes();
+  auto m = onnx_io::LoadModelFromBytes(bytes.data(), bytes.size());
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), StatusCode::kInvalidModel);
+  const std::string& msg = m.status().message();
+  EXPECT_NE(msg.find("'mul' (Mul)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("input 'ghost'"), std::string::npos) << msg;
+}
+
+// then: (-x) + sq, with its nodes in reverse order and both x and sq read from the main graph;
+// else: x. The main graph computes sq = x * x only after the If that captures it.
+std::string IfModelWithShuffledBranch(const std::string& then_reads) {
+  ModelBuilder then_branch(13);
+  then_branch.proto().mutable_graph()->set_name("then");
+  then_branch.Output("then_y", kFloat, {3});
+  then_branch.Node("Add", {"t", then_reads}, {"then_y"}, "then_add");
+  then_branch.Node("Neg", {"x"}, {"t"}, "then_neg");
+  ModelBuilder else_branch(13);
+  else_branch.proto().mutable_graph()->set_name("else");
+  else_branch.Output("else_y", kFloat, {3});
+  else_branch.Node("Identity", {"x"}, {"else_y"}, "else_identity");
+
+  ModelBuilder b(13);
+  b.Input("cond", onnx::TensorProto::BOOL, {}).Input("x", kFloat, {3}).Output("y", kFloat, {3});
+  auto& if_node = b.Node("If", {"cond"}, {"y"}, "if");
+  for (auto [attr_name, branch] : {std::pair{"then_branch", &then_branch}, std::pair{"else_branch", &else_branch}}) {
+    auto* attr = if_node.add_attribute();
+    attr->set_name(attr_name);
+    attr->set_type(onnx::AttributeProto::GRAPH);
+    *attr->mutable_g() = branch->proto().graph();
+  }
+  b.Node("Mul", {"x", "x"}, {"sq"}, "square");
+  return b.Bytes();
+}
+
+TEST(Import, SubgraphNodesAndTheirCapturesAreSorted) {
+  const std::string bytes = IfModelWithShuffledBranch("sq");
+  EXPECT_EQ(NodeNames(bytes), (std::vector<std::string>{"square", "if"}));
+  auto model = onnx_io::LoadModelFromBytes(bytes.data(), bytes.size());
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  const ir::Attribute* then_attr = model->graph->nodes[1].attr("then_branch");
+  ASSERT_TRUE(then_attr && then_attr->g);
+  ASSERT_EQ(then_attr->g->nodes.size(), 2u);
+  EXPECT_EQ(then_attr->g->nodes[0].name, "then_neg");
+  EXPECT_EQ(then_attr->g->nodes[1].name, "then_add");
+
+  const Value x(Tensor::FromVector<float>({-1, 2, 3}, {3}));
+  EXPECT_EQ(RunOnFloats(bytes, {Value(Tensor::Scalar(true)), x}), (std::vector<std::vector<float>>{{2, 2, 6}}));
+  EXPECT_EQ(RunOnFloats(bytes, {Value(Tensor::Scalar(false)), x}), (std::vector<std::vector<float>>{{-1, 2, 3}}));
+
+  const std::string missing = IfModelWithShuffledBranch("nowhere");
+  auto m = onnx_io::LoadModelFromBytes(missing.data(), missing.size());
+  ASSERT_FALSE(m.ok());
+  const std::string& msg = m.status().message();
+  EXPECT_NE(msg.find("'if' (If)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'then_add' (Add)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("input 'nowhere'"), std::string::npos) << msg;
+}
+
+}  // namespace
+}  // namespace strata

@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include "kernels/cpu/vec_math.h"
+#include "kernels/cpu/ukernels/vec_math.h"
 
 namespace strata::testing {
 

@@ -8,7 +8,7 @@
 #include <random>
 
 #include "isa_scope.h"
-#include "kernels/cpu/vec_math.h"
+#include "kernels/cpu/ukernels/vec_math.h"
 #include "passes_test_util.h"
 
 namespace strata::testing {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "isa_scope.h"
-#include "kernels/cpu/vec_math.h"
+#include "kernels/cpu/ukernels/vec_math.h"
 #include "onnx/importer.h"
 #include "runtime/session.h"
 #include "test_model_builder.h"

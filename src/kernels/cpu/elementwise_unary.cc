@@ -4,7 +4,7 @@
 #include <limits>
 
 #include "kernels/cpu/elementwise_common.h"
-#include "kernels/cpu/vec_math.h"
+#include "kernels/cpu/ukernels/vec_math.h"
 
 namespace strata::cpu {
 namespace {

@@ -22,8 +22,8 @@
 
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/tensor_util.h"
-#include "kernels/cpu/isa_region.h"
-#include "kernels/cpu/vec_math.h"
+#include "kernels/cpu/ukernels/isa_region.h"
+#include "kernels/cpu/ukernels/vec_math.h"
 
 namespace strata::cpu {
 namespace {

@@ -1,6 +1,7 @@
 #include "kernels/cpu/nn_common.h"
 
 #include <atomic>
+#include <string>
 
 namespace strata::cpu::nn {
 
@@ -10,6 +11,25 @@ std::atomic<bool> conv_reference_forced{false};
 
 void ForceConvReference(bool on) { conv_reference_forced = on; }
 bool ConvReferenceForced() { return conv_reference_forced; }
+
+bool WinogradAvailable() {
+  static const bool available = [] {
+    try {
+      using dnnl::memory;
+      const memory::desc src({1, 16, 28, 28}, memory::data_type::f32, memory::format_tag::any);
+      const memory::desc wei({16, 16, 3, 3}, memory::data_type::f32, memory::format_tag::any);
+      const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd,
+                                              src, wei, src, {1, 1}, {1, 1}, {1, 1});
+      dnnl::convolution_forward::primitive_desc pd(d, Engine());
+      do {
+        if (std::string(pd.impl_info_str()).find("wino_4x3") != std::string::npos) return true;
+      } while (pd.next_impl());
+    } catch (const dnnl::error&) {
+    }
+    return false;
+  }();
+  return available;
+}
 
 dnnl::engine& Engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);

@@ -43,6 +43,10 @@ class DnnlCall {
 void ForceConvReference(bool on);
 bool ConvReferenceForced();
 
+// Whether this oneDNN build offers its F(4x4, 3x3) Winograd convolution on this CPU (oneDNN 2.6 has
+// it for AVX-512 only; ONEDNN_MAX_CPU_ISA can take it away). Tests assert kernel choices with it.
+bool WinogradAvailable();
+
 // Plain row-major oneDNN memory descriptor for the given dims.
 dnnl::memory::desc PlainDesc(const std::vector<int64_t>& dims, dnnl::memory::data_type dt = dnnl::memory::data_type::f32);
 

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "kernels/cpu/nn_common.h"
-#include "kernels/cpu/isa_region.h"
-#include "kernels/cpu/vec_math.h"
+#include "kernels/cpu/ukernels/isa_region.h"
+#include "kernels/cpu/ukernels/vec_math.h"
 
 namespace strata::cpu {
 namespace {

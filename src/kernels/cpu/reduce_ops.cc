@@ -11,7 +11,7 @@
 
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/reduce_engine.h"
-#include "kernels/cpu/vec_math.h"
+#include "kernels/cpu/ukernels/vec_math.h"
 
 namespace strata::cpu {
 namespace {

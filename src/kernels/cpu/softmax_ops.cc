@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "kernels/cpu/common.h"
-#include "kernels/cpu/vec_math.h"
+#include "kernels/cpu/ukernels/vec_math.h"
 
 namespace strata::cpu {
 namespace {

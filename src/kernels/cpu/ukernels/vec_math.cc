@@ -3,7 +3,7 @@
 // Each back-end is a struct of static inline operations. The AVX2 and AVX-512 ones, and the
 // kernels built on them, sit in ISA regions (isa_region.h), so they only run after the CPU check in
 // BestIsa().
-#include "kernels/cpu/vec_math.h"
+#include "kernels/cpu/ukernels/vec_math.h"
 
 #include <immintrin.h>
 
@@ -12,7 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "kernels/cpu/isa_region.h"
+#include "kernels/cpu/ukernels/isa_region.h"
 
 namespace strata::cpu::vec {
 namespace {
@@ -69,7 +69,7 @@ struct Ops {
   static float ReduceMin(F a) { return a; }
 };
 using V = Ops;
-#include "kernels/cpu/vec_math.inc"
+#include "kernels/cpu/ukernels/vec_math.inc"
 }  // namespace scalar
 #pragma GCC pop_options
 
@@ -136,7 +136,7 @@ struct Ops {
   static float ReduceMin(F a) { return _mm_cvtss_f32(Fold(a, false, true)); }
 };
 using V = Ops;
-#include "kernels/cpu/vec_math.inc"
+#include "kernels/cpu/ukernels/vec_math.inc"
 }  // namespace avx2
 STRATA_END_AVX2
 
@@ -187,7 +187,7 @@ struct Ops {
   static float ReduceMin(F a) { return _mm512_reduce_min_ps(a); }
 };
 using V = Ops;
-#include "kernels/cpu/vec_math.inc"
+#include "kernels/cpu/ukernels/vec_math.inc"
 }  // namespace avx512
 STRATA_END_AVX512
 
