@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/cpu/nn_common.h"
+#include "kernels/cpu/ukernels/vec_math.h"
 
 namespace strata::cpu {
 
@@ -47,6 +48,7 @@ class Epilogue {
   }
 
   bool has_residual() const { return residual_; }
+  bool has_activations() const { return !ops_.empty(); }
   bool empty() const { return ops_.empty() && !residual_; }
 
   // oneDNN post-ops: a sum (of what the caller put in the destination: the residual, or Gemm's
@@ -79,6 +81,25 @@ class Epilogue {
     dnnl::primitive_attr attr;
     if (!empty()) attr.set_post_ops(PostOps(residual_, 1.f));
     return attr;
+  }
+
+  // The activations alone, over a rows x cols block with row stride ldc (a finished GEMM tile, whose
+  // residual is already in it), with vec_math's kernels where there is one.
+  void ApplyActivations(float* y, int64_t ldc, int64_t rows, int64_t cols) const {
+    const vec::Kernels& k = vec::Active();
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = y + r * ldc;
+      for (const Op& op : ops_) {
+        switch (op.act) {
+          case Act::kGelu: k.gelu_erf(row, row, cols); break;
+          case Act::kGeluTanh: k.gelu_tanh(row, row, cols); break;
+          case Act::kSigmoid: k.sigmoid(row, row, cols); break;
+          case Act::kTanh: k.tanh(row, row, cols); break;
+          default:
+            for (int64_t j = 0; j < cols; ++j) row[j] = Activate(op, row[j]);
+        }
+      }
+    }
   }
 
   // y[i] = activations(y[i] + residual[i]) for the reference paths.

@@ -10,6 +10,7 @@
 #include "core/large_buffer.h"
 #include "kernels/cpu/fused_epilogue.h"
 #include "kernels/cpu/nn_common.h"
+#include "kernels/cpu/ukernels/gemm_f32.h"
 
 namespace strata::cpu {
 namespace {
@@ -165,21 +166,37 @@ class FloatMatMul {
   nn::DnnlCall call_;
 };
 
+// What Strata's own GEMM does after the product: y = alpha * AB + beta * y (y holds the residual or
+// Gemm's C, as for oneDNN's sum post-op) + bias, then the epilogue's activations.
+struct OwnEpilogue {
+  float alpha = 1.f, beta = 0.f;
+  const Epilogue* ep = nullptr;
+};
+
 // A float32 matmul against constant weights, reordered once at load into the blocked layout that
 // oneDNN's matmul prefers (about 20-30% faster than reading plain row-major weights). oneDNN picks
 // the same layout whatever M is, so rows of A of any leading shape flatten into M and share one
 // packed copy; each new M gets its own primitive over it.
 class PackedMatMul {
  public:
-  // Packs B = `w` ([K, N], or [N, K] when `trans`) for y = post-ops(a*B [+ bias]) with `attr`.
-  // False (nothing packed) when oneDNN cannot.
-  bool Pack(const Tensor& w, bool trans, const dnnl::primitive_attr& attr, bool bias) {
+  // Packs B = `w` ([K, N], or [N, K] when `trans`) for y = post-ops(a*B [+ bias]), the post-ops
+  // given twice: as oneDNN's `attr`, and as `own` for Strata's GEMM (ukernels/gemm_f32.h), which
+  // runs instead where it exists (AVX2). False (nothing packed) when neither can.
+  bool Pack(const Tensor& w, bool trans, const dnnl::primitive_attr& attr, bool bias, const OwnEpilogue& own) {
     if (w.dtype() != DType::kFloat || w.rank() != 2) return false;
     K_ = trans ? w.dim(1) : w.dim(0);
     N_ = trans ? w.dim(0) : w.dim(1);
     if (K_ == 0 || N_ == 0) return false;
     attr_ = attr;
     bias_ = bias;
+    if (uk::GemmF32Available()) {
+      w_buffer_ = AllocateLargeBuffer(static_cast<size_t>(uk::GemmF32PackedFloats(K_, N_)) * sizeof(float));
+      if (!w_buffer_) return false;
+      uk::GemmF32PackB(w.data<float>(), K_, N_, trans, static_cast<float*>(w_buffer_.get()));
+      own_ = own;
+      own_packed_ = packed_ = true;
+      return true;
+    }
     try {
       plain_md_ = memory::desc({K_, N_}, memory::data_type::f32, trans ? memory::dims{1, K_} : memory::dims{N_, 1});
       if (bias) bias_md_ = memory::desc({1, N_}, memory::data_type::f32, memory::dims{N_, 1});
@@ -208,6 +225,27 @@ class PackedMatMul {
   // y[M, N] = post-ops(a[M, K] * B [+ bias]); a sum post-op adds what `y` holds. False when oneDNN
   // has no primitive for this M; the caller then computes with PlainWeights().
   bool Run(int64_t M, const float* a, const float* bias, float* y) {
+    if (own_packed_) {
+      uk::GemmF32Args g;
+      g.m = M;
+      g.n = N_;
+      g.k = K_;
+      g.a = a;
+      g.lda = K_;
+      g.packed_b = static_cast<const float*>(w_buffer_.get());
+      g.c = y;
+      g.ldc = N_;
+      g.alpha = own_.alpha;
+      g.beta = own_.beta;
+      g.bias = bias_ ? bias : nullptr;
+      const uk::GemmF32Epilogue ep{[](const void* ctx, float* c, int64_t ldc, int64_t rows, int64_t cols) {
+                                     static_cast<const Epilogue*>(ctx)->ApplyActivations(c, ldc, rows, cols);
+                                   },
+                                   own_.ep};
+      if (own_.ep && own_.ep->has_activations()) g.epilogue = &ep;
+      uk::GemmF32(g);
+      return true;
+    }
     const Entry* e = Find(M);
     if (!e) return false;
     call_.Arg(DNNL_ARG_SRC, e->a_md, a).Arg(DNNL_ARG_WEIGHTS, w_md_, w_.get_data_handle()).Arg(DNNL_ARG_DST, e->y_md, y);
@@ -218,7 +256,10 @@ class PackedMatMul {
 
   // The weights back in their original layout, unpacked on first use (only reference paths need it).
   const float* PlainWeights() {
-    if (plain_.empty()) {
+    if (plain_.empty() && own_packed_) {
+      plain_.resize(static_cast<size_t>(K_ * N_));
+      uk::GemmF32UnpackB(static_cast<const float*>(w_buffer_.get()), K_, N_, plain_.data());
+    } else if (plain_.empty()) {
       plain_.resize(static_cast<size_t>(K_ * N_));
       memory dst(plain_md_, Engine(), plain_.data());
       dnnl::reorder(w_, dst).execute(Stream(), w_, dst);
@@ -266,6 +307,8 @@ class PackedMatMul {
   }
 
   bool packed_ = false, bias_ = false;
+  bool own_packed_ = false;  // packed for uk::GemmF32 rather than oneDNN
+  OwnEpilogue own_;
   int64_t K_ = 0, N_ = 0;
   std::vector<int64_t> failed_m_;  // row counts oneDNN has no primitive for (the last few)
   dnnl::primitive_attr attr_;
@@ -327,7 +370,7 @@ class MatMulKernel final : public OpKernel {
     Shape a = KnownShape(info, 0, &ka), b = KnownShape(info, 1, &kb);
     const ir::TypeInfo* t = info.input_type(0);
     const bool float_a = t && t->elem_type == DType::kFloat;
-    if (const Tensor* w = info.constant_input(1); float_a && w && packed_.Pack(*w, false, {}, false)) {
+    if (const Tensor* w = info.constant_input(1); float_a && w && packed_.Pack(*w, false, {}, false, {})) {
       info.ReleaseConstantInput(1);
       return Status::Ok();
     }
@@ -386,7 +429,7 @@ class FusedMatMulKernel final : public OpKernel {
     RETURN_IF_ERROR(ep_.Load(info));
     bias_ = info.input_present(2);
     fmm_.Configure(&ep_, bias_);
-    if (const Tensor* w = info.constant_input(1); w && packed_.Pack(*w, false, ep_.Attr(), bias_)) {
+    if (const Tensor* w = info.constant_input(1); w && packed_.Pack(*w, false, ep_.Attr(), bias_, {1.f, ep_.has_residual() ? 1.f : 0.f, &ep_})) {
       info.ReleaseConstantInput(1);
       return Status::Ok();
     }
@@ -474,7 +517,8 @@ class GemmKernel final : public OpKernel {
     const bool float_a = t && t->elem_type == DType::kFloat;
     if (const Tensor* w = info.constant_input(1); float_a && w && !trans_a_) {
       const bool sum = (info.input_present(2) && beta_ != 0.f) || ep_.has_residual();
-      if (packed_.Pack(*w, trans_b_, MakeAttr(sum, ep_.has_residual() ? 1.f : beta_), false)) {
+      if (packed_.Pack(*w, trans_b_, MakeAttr(sum, ep_.has_residual() ? 1.f : beta_), false,
+                       {alpha_, sum ? (ep_.has_residual() ? 1.f : beta_) : 0.f, &ep_})) {
         info.ReleaseConstantInput(1);
         return Status::Ok();
       }
