@@ -1,7 +1,8 @@
-// The float32 MaxPool/AveragePool fast path (pool_pool.cc) against an independent double-precision
-// reference of the ONNX definitions, across 1-D/2-D/3-D windows, pads, strides, dilations,
-// ceil_mode, count_include_pad and auto_pad, and across the AVX-512 and portable row kernels; and
-// MaxPool's NaN and signed zeros on every path (fast and generic, NCHW and channels-last).
+// The float32 MaxPool/AveragePool fast path (pool_max_average.cc over ukernels/pool_rows.cc) against
+// an independent double-precision reference of the ONNX definitions, across 1-D/2-D/3-D windows,
+// pads, strides, dilations, ceil_mode, count_include_pad and auto_pad, and across the AVX-512 and
+// portable row kernels; and MaxPool's NaN and signed zeros on every path (fast and generic, NCHW and
+// channels-last).
 // Channels-last pooling is checked through the conv-layout pass (passes_conv_layout_test.cc).
 #include <cstring>
 #include <limits>

@@ -1,5 +1,7 @@
-// RoiAlign (opset 10 and 16: avg/max modes, coordinate_transformation_mode).
+// RoiAlign (opset 10 and 16: avg/max modes, coordinate_transformation_mode) and MaxRoiPool.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "kernels/cpu/nn_common.h"
 
@@ -126,8 +128,76 @@ class RoiAlignKernel final : public OpKernel {
   float scale_ = 1.f;
 };
 
+class MaxRoiPoolKernel final : public OpKernel {
+ public:
+  Status Init(const KernelInfo& info) {
+    RETURN_IF_ERROR(CheckInputDType(info, 0, DTypesOf(RoiTypes{})));
+    pooled_ = info.attr_ints("pooled_shape");
+    if (pooled_.size() != 2 || pooled_[0] <= 0 || pooled_[1] <= 0)
+      return info.Error("pooled_shape must hold two positive values");
+    scale_ = info.attr_float("spatial_scale", 1.f);
+    return Status::Ok();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const Tensor& X = ctx.input_tensor(0);
+    const Tensor& R = ctx.input_tensor(1);
+    if (X.rank() != 4) return InvalidArgument("MaxRoiPool: X must be 4-D");
+    if (R.rank() != 2 || R.dim(1) != 5 || R.dtype() != X.dtype())
+      return InvalidArgument("MaxRoiPool: rois must be [num_rois, 5] of X's dtype");
+    const int64_t C = X.dim(1), H = X.dim(2), W = X.dim(3), nr = R.dim(0), PH = pooled_[0], PW = pooled_[1];
+    ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, X.dtype(), {nr, C, PH, PW}));
+    return Dispatch(RoiTypes{}, X.dtype(), [&](auto* tag) -> Status {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      using A = ComputeType<T>;
+      const T* x = X.data<T>();
+      const T* r = R.data<T>();
+      T* y = Y->data<T>();
+      for (int64_t n = 0; n < nr; ++n) {
+        const int64_t b = static_cast<int64_t>(static_cast<A>(r[n * 5]));
+        if (b < 0 || b >= X.dim(0)) return InvalidArgument("MaxRoiPool: roi batch index out of range");
+        const int64_t x1 = static_cast<int64_t>(std::round(static_cast<A>(r[n * 5 + 1]) * scale_));
+        const int64_t y1 = static_cast<int64_t>(std::round(static_cast<A>(r[n * 5 + 2]) * scale_));
+        const int64_t x2 = static_cast<int64_t>(std::round(static_cast<A>(r[n * 5 + 3]) * scale_));
+        const int64_t y2 = static_cast<int64_t>(std::round(static_cast<A>(r[n * 5 + 4]) * scale_));
+        const int64_t rw = std::max<int64_t>(x2 - x1 + 1, 1), rh = std::max<int64_t>(y2 - y1 + 1, 1);
+        const double bh = static_cast<double>(rh) / static_cast<double>(PH);
+        const double bw = static_cast<double>(rw) / static_cast<double>(PW);
+        for (int64_t c = 0; c < C; ++c) {
+          const T* xp = x + (b * C + c) * H * W;
+          for (int64_t ph = 0; ph < PH; ++ph)
+            for (int64_t pw = 0; pw < PW; ++pw) {
+              int64_t hs = static_cast<int64_t>(std::floor(static_cast<double>(ph) * bh)) + y1;
+              int64_t he = static_cast<int64_t>(std::ceil(static_cast<double>(ph + 1) * bh)) + y1;
+              int64_t ws = static_cast<int64_t>(std::floor(static_cast<double>(pw) * bw)) + x1;
+              int64_t we = static_cast<int64_t>(std::ceil(static_cast<double>(pw + 1) * bw)) + x1;
+              hs = std::clamp<int64_t>(hs, 0, H);
+              he = std::clamp<int64_t>(he, 0, H);
+              ws = std::clamp<int64_t>(ws, 0, W);
+              we = std::clamp<int64_t>(we, 0, W);
+              A best = 0;
+              bool any = false;
+              for (int64_t h = hs; h < he; ++h)
+                for (int64_t w = ws; w < we; ++w) {
+                  const A v = static_cast<A>(xp[h * W + w]);
+                  if (!any || v > best) { best = v; any = true; }
+                }
+              y[((n * C + c) * PH + ph) * PW + pw] = static_cast<T>(any ? best : A(0));
+            }
+        }
+      }
+      return Status::Ok();
+    });
+  }
+
+ private:
+  std::vector<int64_t> pooled_;
+  float scale_ = 1.f;
+};
+
 const KernelRegistrar kRoiAlign{{.op_type = "RoiAlign", .since = 10, .until = 18, .dtypes = DTypesOf(RoiTypes{}),
                                  .factory = MakeKernel<RoiAlignKernel>}};
+const KernelRegistrar kMaxRoiPool{{.op_type = "MaxRoiPool", .since = 1, .until = 18,
+                                   .dtypes = DTypesOf(RoiTypes{}), .factory = MakeKernel<MaxRoiPoolKernel>}};
 
 }  // namespace
 }  // namespace strata::cpu
