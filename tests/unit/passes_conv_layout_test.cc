@@ -284,7 +284,7 @@ TEST(ConvLayout, WinogradConvolutionsMatchTheReference) {
     SetInts(b.Node("Conv", {"r1", "w2"}, {"c2"}), "pads", {1, 1, 1, 1});
     b.Node("Add", {"c2", "r0"}, {"s"});  // residual, NHWC
     b.Node("Relu", {"s"}, {"y"});
-    for (int threads : {1, 2}) {  // at 2 threads only the middle one is Winograd (conv_conv.cc)
+    for (int threads : {1, 2}) {  // at 2 threads only the middle one is Winograd (WinogradEligible)
       SCOPED_TRACE(::testing::Message() << "threads=" << threads);
       MatchReferenceAcrossBatches(b, {1, 2}, 2e-4, threads);
     }

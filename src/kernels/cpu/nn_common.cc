@@ -12,66 +12,6 @@ std::atomic<bool> conv_reference_forced{false};
 void ForceConvReference(bool on) { conv_reference_forced = on; }
 bool ConvReferenceForced() { return conv_reference_forced; }
 
-bool WinogradAvailable() {
-  static const bool available = [] {
-    try {
-      using dnnl::memory;
-      const memory::desc src({1, 16, 28, 28}, memory::data_type::f32, memory::format_tag::any);
-      const memory::desc wei({16, 16, 3, 3}, memory::data_type::f32, memory::format_tag::any);
-      const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd,
-                                              src, wei, src, {1, 1}, {1, 1}, {1, 1});
-      dnnl::convolution_forward::primitive_desc pd(d, Engine());
-      do {
-        if (std::string(pd.impl_info_str()).find("wino_4x3") != std::string::npos) return true;
-      } while (pd.next_impl());
-    } catch (const dnnl::error&) {
-    }
-    return false;
-  }();
-  return available;
-}
-
-dnnl::engine& Engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
-dnnl::stream& Stream() {
-  static dnnl::stream stream(Engine());
-  return stream;
-}
-
-DnnlCall& DnnlCall::Arg(int arg, const dnnl::memory::desc& md, const void* data) {
-  Slot* slot = nullptr;
-  for (Slot& s : slots_)
-    if (s.arg == arg) slot = &s;
-  if (!slot || slot->mem.get_desc() != md) {
-    if (!slot) {
-      slots_.push_back({arg, dnnl::memory()});
-      slot = &slots_.back();
-      args_.reserve(slots_.size());
-    }
-    slot->mem = dnnl::memory(md, Engine(), const_cast<void*>(data));
-  } else {
-    slot->mem.set_data_handle(const_cast<void*>(data));
-  }
-  args_.push_back({arg, slot->mem.get()});
-  return *this;
-}
-
-void DnnlCall::Execute(const dnnl::primitive& prim) {
-  const dnnl_status_t st = dnnl_primitive_execute(prim.get(), Stream().get(), static_cast<int>(args_.size()), args_.data());
-  args_.clear();
-  if (st != dnnl_success) throw dnnl::error(st, "could not execute a primitive");
-  Stream().wait();
-}
-
-dnnl::memory::desc PlainDesc(const std::vector<int64_t>& dims, dnnl::memory::data_type dt) {
-  dnnl::memory::dims d(dims.begin(), dims.end());
-  const std::vector<int64_t> s = RowMajorStrides(dims);
-  return dnnl::memory::desc(d, dt, dnnl::memory::dims(s.begin(), s.end()));
-}
-
 Status SpatialAttrs::Load(const KernelInfo& info, bool with_dilations, bool with_ceil) {
   auto_pad = info.attr_string("auto_pad", "NOTSET");
   if (auto_pad.empty()) auto_pad = "NOTSET";

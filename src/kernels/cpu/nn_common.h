@@ -1,8 +1,6 @@
-// Shared helpers for the NN kernel family (MatMul/Gemm/Conv/Pool/Quant): the oneDNN engine and
-// stream singleton, a portable reference GEMM, and convolution/pooling geometry.
+// Shared helpers for the NN kernel family (MatMul/Gemm/Conv/Pool/Quant): a portable reference
+// GEMM, convolution/pooling geometry, and the oneDNN adapter (ukernels/onednn.h).
 #pragma once
-
-#include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -13,50 +11,22 @@
 #include <vector>
 
 #include "kernels/cpu/common.h"
+#include "kernels/cpu/ukernels/onednn.h"
 
 namespace strata::cpu::nn {
 
-// Process-wide CPU engine and stream (created on first use).
-dnnl::engine& Engine();
-dnnl::stream& Stream();
-
-// Runs a oneDNN primitive on caller pointers without allocating per call (the C++ API builds a
-// memory object and an argument map each time). Memory objects are made on the first call for each
-// argument and re-pointed afterwards; a changed descriptor makes a new one.
-class DnnlCall {
- public:
-  DnnlCall& Arg(int arg, const dnnl::memory::desc& md, const void* data);
-  // Executes with the arguments bound since the last Execute, then forgets them.
-  void Execute(const dnnl::primitive& prim);
-
- private:
-  struct Slot {
-    int arg;
-    dnnl::memory mem;
-  };
-  std::vector<Slot> slots_;
-  std::vector<dnnl_exec_arg_t> args_;
-};
+// The oneDNN adapter (ukernels/onednn.h), callable as nn:: too.
+using onednn::DnnlCall;
+using onednn::Engine;
+using onednn::PlainDesc;
+using onednn::RowMajorStrides;
+using onednn::Stream;
+using onednn::WinogradAvailable;
 
 // Tests only: while set, Conv/ConvTranspose/FusedConv build no oneDNN primitive (when they load or
 // meet new shapes) and run their reference paths instead. Like vec::ForceIsa.
 void ForceConvReference(bool on);
 bool ConvReferenceForced();
-
-// Whether this oneDNN build offers its F(4x4, 3x3) Winograd convolution on this CPU (oneDNN 2.6 has
-// it for AVX-512 only; ONEDNN_MAX_CPU_ISA can take it away). Tests assert kernel choices with it.
-bool WinogradAvailable();
-
-// Plain row-major oneDNN memory descriptor for the given dims.
-dnnl::memory::desc PlainDesc(const std::vector<int64_t>& dims, dnnl::memory::data_type dt = dnnl::memory::data_type::f32);
-
-// Row-major strides.
-inline std::vector<int64_t> RowMajorStrides(const std::vector<int64_t>& dims) {
-  std::vector<int64_t> s(dims.size(), 1);
-  for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i)
-    s[static_cast<size_t>(i)] = s[static_cast<size_t>(i) + 1] * dims[static_cast<size_t>(i) + 1];
-  return s;
-}
 
 // C[M,N] (=|+=) A[M,K] * B[K,N], all contiguous row-major. Acc is the accumulation type.
 template <typename Acc, typename TA, typename TB>
