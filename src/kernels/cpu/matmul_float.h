@@ -339,10 +339,11 @@ inline Status RunPacked(PackedMatMul& p, FloatMatMul& fallback, MatMulGeom& geom
   if (M == 0) return Status::Ok();
   // The residual enters as a sum post-op, which accumulates into the destination.
   if (residual) ParallelCopy(residual, y, M * p.N());
-  if (p.Run(M, A.data<float>(), bias, y)) return Status::Ok();
+  bool done = false;
+  RETURN_IF_ERROR(onednn::Call("packed matmul", [&] { done = p.Run(M, A.data<float>(), bias, y); }));
+  if (done) return Status::Ok();
   RETURN_IF_ERROR(BuildMatMulGeom(A.shape(), Shape{p.K(), p.N()}, geom));
-  fallback.Run(geom, A.data<float>(), p.PlainWeights(), y, bias, residual);
-  return Status::Ok();
+  return onednn::Call("matmul", [&] { fallback.Run(geom, A.data<float>(), p.PlainWeights(), y, bias, residual); });
 }
 
 inline Shape KnownShape(const KernelInfo& info, int i, bool* known) {
