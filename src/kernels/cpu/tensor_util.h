@@ -10,6 +10,9 @@
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/ukernels/strided_copy.h"
 
+// Inside a DispatchBySize lambda taking `auto* tag`: names the element type T.
+#define TENSOR_ELEM_T using T = std::remove_pointer_t<decltype(tag)>
+
 namespace strata::cpu::tensor {
 
 // 16-byte plain element (complex128) for size-based dispatch.
@@ -48,6 +51,16 @@ inline void CoalesceDims(Shape& shape, Strides& strides) {
   }
   shape.resize(n);
   strides.resize(n);
+}
+
+// Copies the strided view (base, shape, strides) of `in` into the contiguous, already allocated `out`.
+inline Status PermutedCopy(const Tensor& in, int64_t base, Shape shape, Strides strides, Tensor* out) {
+  CoalesceDims(shape, strides);
+  return DispatchBySize(in.dtype(), [&](auto* tag) {
+    TENSOR_ELEM_T;
+    StridedCopy(in.data<T>(), base, shape, strides, out->data<T>());
+    return Status::Ok();
+  });
 }
 
 // Wraps an index in [-n, n) into [0, n); returns false when out of range.
