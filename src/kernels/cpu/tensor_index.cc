@@ -9,7 +9,6 @@ namespace {
 
 using tensor::DispatchBySize;
 
-#define TENSOR_ELEM_T using T = std::remove_pointer_t<decltype(tag)>
 
 // Index i of an int32 or int64 tensor.
 inline int64_t IndexAt(const Tensor& t, int64_t i) {

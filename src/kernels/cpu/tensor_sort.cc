@@ -8,7 +8,6 @@
 namespace strata::cpu {
 namespace {
 
-#define TENSOR_ELEM_T using T = std::remove_pointer_t<decltype(tag)>
 
 using OrderTypes = TypeList<float, double, Float16, BFloat16, int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
                             uint32_t, uint64_t>;
