@@ -16,6 +16,7 @@ namespace {
 // row block of A; 192 rows of A (192 KiB) stay in L2 while the panels pass.
 constexpr int kMr = 6;
 constexpr int64_t kNr = 16, kKc = 256, kMc = 192;
+constexpr int64_t kEpiloguePanels = 8;  // 128 columns
 
 // What a tile does with C: the first K step writes alpha * AB (+ beta * C), later ones add to it.
 struct TileStore {
@@ -108,13 +109,30 @@ void RunPanels(const GemmF32Args& g, int64_t p0, int64_t p1) {
         const float* bp = g.packed_b + p * g.k * kNr + pc * kNr;
         const int64_t col0 = p * kNr, cols = std::min(kNr, g.n - col0);
         const TileStore s{g.alpha, g.beta, first, last && g.bias ? g.bias + col0 : nullptr};
+        // The next panel's B block comes from L3 or memory: its lines are requested a share per
+        // tile, so the stream overlaps with this panel's arithmetic.
+        const float* next_b = p + 1 < p1 ? bp + g.k * kNr : nullptr;
+        const int64_t next_lines = kc * kNr / 16, tiles = (mc + kMr - 1) / kMr;
+        const int64_t lines_per_tile = (next_lines + tiles - 1) / tiles;
+        int64_t next_line = 0;
         for (int64_t ir = ic; ir < ic + mc; ir += kMr) {
+          if (next_b)
+            for (int64_t l = 0; l < lines_per_tile && next_line < next_lines; ++l, ++next_line)
+              __builtin_prefetch(next_b + next_line * 16);
           const int rows = static_cast<int>(std::min<int64_t>(kMr, ic + mc - ir));
           const float* a = g.a + ir * g.lda + pc;
           float* c = g.c + ir * g.ldc + col0;
           if (cols == kNr) kTiles[rows](kc, a, g.lda, bp, c, g.ldc, s);
           else EdgeTile(rows, cols, kc, a, g.lda, bp, c, g.ldc, s);
-          if (last && g.epilogue) g.epilogue->apply(g.epilogue->ctx, c, g.ldc, rows, cols);
+        }
+        // The epilogue takes a group of panels at a time: rows of 16 would spend more on calls
+        // and vector tails than on the activations, and the block is still in L2.
+        const int64_t group_begin = p0 + (p - p0) / kEpiloguePanels * kEpiloguePanels;
+        const int64_t group_end = std::min(p1, group_begin + kEpiloguePanels);
+        if (last && g.epilogue && p + 1 == group_end) {
+          const int64_t first_col = group_begin * kNr;
+          g.epilogue->apply(g.epilogue->ctx, g.c + ic * g.ldc + first_col, g.ldc, mc,
+                            std::min(g.n, group_end * kNr) - first_col);
         }
       }
     }
