@@ -32,8 +32,8 @@ class GemmKernel final : public OpKernel {
     const bool float_a = t && t->elem_type == DType::kFloat;
     if (const Tensor* w = info.constant_input(1); float_a && w && !trans_a_) {
       const bool sum = (info.input_present(2) && beta_ != 0.f) || ep_.has_residual();
-      if (packed_.Pack(*w, trans_b_, MakeAttr(sum, ep_.has_residual() ? 1.f : beta_), false,
-                       {alpha_, sum ? (ep_.has_residual() ? 1.f : beta_) : 0.f, &ep_})) {
+      if (PackConstant(packed_, *w, trans_b_,
+                       {alpha_, sum ? (ep_.has_residual() ? 1.f : beta_) : 0.f, false, ep_.activations()})) {
         info.ReleaseConstantInput(1);
         return Status::Ok();
       }

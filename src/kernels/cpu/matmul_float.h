@@ -1,15 +1,16 @@
 // Float32 matmul machinery shared by the MatMul, FusedMatMul and Gemm kernels: numpy batch geometry,
-// oneDNN matmuls with plain inputs (FloatMatMul), and weights packed once at load (PackedMatMul: for
-// oneDNN's blocked layout, or for Strata's own AVX2 GEMM, ukernels/gemm_f32.h).
+// oneDNN matmuls with plain inputs (FloatMatMul), and constant weights packed once at load
+// (ukernels/packed_gemm_f32.h).
 #pragma once
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "core/large_buffer.h"
 #include "kernels/cpu/fused_epilogue.h"
 #include "kernels/cpu/nn_common.h"
-#include "kernels/cpu/ukernels/gemm_f32.h"
+#include "kernels/cpu/ukernels/packed_gemm_f32.h"
 
 namespace strata::cpu::matmul {
 
@@ -164,159 +165,14 @@ class FloatMatMul {
   nn::DnnlCall call_;
 };
 
-// What Strata's own GEMM does after the product: y = alpha * AB + beta * y (y holds the residual or
-// Gemm's C, as for oneDNN's sum post-op) + bias, then the epilogue's activations.
-struct OwnEpilogue {
-  float alpha = 1.f, beta = 0.f;
-  const Epilogue* ep = nullptr;
-};
+using PackedMatMul = uk::PackedGemmF32;
 
-// A float32 matmul against constant weights, reordered once at load into the blocked layout that
-// oneDNN's matmul prefers (about 20-30% faster than reading plain row-major weights). oneDNN picks
-// the same layout whatever M is, so rows of A of any leading shape flatten into M and share one
-// packed copy; each new M gets its own primitive over it.
-class PackedMatMul {
- public:
-  // Packs B = `w` ([K, N], or [N, K] when `trans`) for y = post-ops(a*B [+ bias]), the post-ops
-  // given twice: as oneDNN's `attr`, and as `own` for Strata's GEMM (ukernels/gemm_f32.h), which
-  // runs instead where it exists (AVX2). False (nothing packed) when neither can.
-  bool Pack(const Tensor& w, bool trans, const dnnl::primitive_attr& attr, bool bias, const OwnEpilogue& own) {
-    if (w.dtype() != DType::kFloat || w.rank() != 2) return false;
-    K_ = trans ? w.dim(1) : w.dim(0);
-    N_ = trans ? w.dim(0) : w.dim(1);
-    if (K_ == 0 || N_ == 0) return false;
-    attr_ = attr;
-    bias_ = bias;
-    if (uk::GemmF32Available()) {
-      w_buffer_ = AllocateLargeBuffer(static_cast<size_t>(uk::GemmF32PackedFloats(K_, N_)) * sizeof(float));
-      if (!w_buffer_) return false;
-      uk::GemmF32PackB(w.data<float>(), K_, N_, trans, static_cast<float*>(w_buffer_.get()));
-      own_ = own;
-      own_packed_ = packed_ = true;
-      return true;
-    }
-    try {
-      plain_md_ = memory::desc({K_, N_}, memory::data_type::f32, trans ? memory::dims{1, K_} : memory::dims{N_, 1});
-      if (bias) bias_md_ = memory::desc({1, N_}, memory::data_type::f32, memory::dims{N_, 1});
-      const memory::desc any({K_, N_}, memory::data_type::f32, memory::format_tag::any);
-      Entry e;
-      if (!MakeEntry(1, any, e)) return false;
-      w_md_ = e.pd.weights_desc();
-      w_buffer_ = AllocateLargeBuffer(w_md_.get_size());
-      if (!w_buffer_) return false;
-      w_ = memory(w_md_, Engine(), w_buffer_.get());
-      memory src(plain_md_, Engine(), const_cast<float*>(w.data<float>()));
-      dnnl::reorder(src, w_).execute(Stream(), src, w_);
-      Stream().wait();
-      entries_.push_back(std::move(e));
-    } catch (const dnnl::error&) {
-      entries_.clear();
-      return false;
-    }
-    packed_ = true;
-    return true;
-  }
-  bool packed() const { return packed_; }
-  int64_t K() const { return K_; }
-  int64_t N() const { return N_; }
-
-  // y[M, N] = post-ops(a[M, K] * B [+ bias]); a sum post-op adds what `y` holds. False when oneDNN
-  // has no primitive for this M; the caller then computes with PlainWeights().
-  bool Run(int64_t M, const float* a, const float* bias, float* y) {
-    if (own_packed_) {
-      uk::GemmF32Args g;
-      g.m = M;
-      g.n = N_;
-      g.k = K_;
-      g.a = a;
-      g.lda = K_;
-      g.packed_b = static_cast<const float*>(w_buffer_.get());
-      g.c = y;
-      g.ldc = N_;
-      g.alpha = own_.alpha;
-      g.beta = own_.beta;
-      g.bias = bias_ ? bias : nullptr;
-      const uk::GemmF32Epilogue ep{[](const void* ctx, float* c, int64_t ldc, int64_t rows, int64_t cols) {
-                                     static_cast<const Epilogue*>(ctx)->ApplyActivations(c, ldc, rows, cols);
-                                   },
-                                   own_.ep};
-      if (own_.ep && own_.ep->has_activations()) g.epilogue = &ep;
-      uk::GemmF32(g);
-      return true;
-    }
-    const Entry* e = Find(M);
-    if (!e) return false;
-    call_.Arg(DNNL_ARG_SRC, e->a_md, a).Arg(DNNL_ARG_WEIGHTS, w_md_, w_.get_data_handle()).Arg(DNNL_ARG_DST, e->y_md, y);
-    if (bias_) call_.Arg(DNNL_ARG_BIAS, bias_md_, bias);
-    call_.Execute(e->prim);
-    return true;
-  }
-
-  // The weights back in their original layout, unpacked on first use (only reference paths need it).
-  const float* PlainWeights() {
-    if (plain_.empty() && own_packed_) {
-      plain_.resize(static_cast<size_t>(K_ * N_));
-      uk::GemmF32UnpackB(static_cast<const float*>(w_buffer_.get()), K_, N_, plain_.data());
-    } else if (plain_.empty()) {
-      plain_.resize(static_cast<size_t>(K_ * N_));
-      memory dst(plain_md_, Engine(), plain_.data());
-      dnnl::reorder(w_, dst).execute(Stream(), w_, dst);
-      Stream().wait();
-    }
-    return plain_.data();
-  }
-
- private:
-  struct Entry {
-    int64_t m = 0;
-    dnnl::matmul::primitive_desc pd;
-    dnnl::matmul prim;
-    memory::desc a_md, y_md;
-  };
-  static constexpr size_t kMaxEntries = 8;
-
-  bool MakeEntry(int64_t m, const memory::desc& w_md, Entry& e) const {
-    try {
-      e.m = m;
-      e.a_md = memory::desc({m, K_}, memory::data_type::f32, memory::dims{K_, 1});
-      e.y_md = memory::desc({m, N_}, memory::data_type::f32, memory::dims{N_, 1});
-      e.pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(e.a_md, w_md, bias_ ? bias_md_ : memory::desc(), e.y_md),
-                                          attr_, Engine());
-      e.prim = dnnl::matmul(e.pd);
-      return true;
-    } catch (const dnnl::error&) {
-      return false;
-    }
-  }
-  // The primitive for M rows, made on first use; the least recently made goes when there are many.
-  const Entry* Find(int64_t m) {
-    for (const Entry& e : entries_)
-      if (e.m == m) return &e;
-    if (std::find(failed_m_.begin(), failed_m_.end(), m) != failed_m_.end()) return nullptr;
-    Entry e;
-    if (!MakeEntry(m, w_md_, e)) {  // remembered, so the plain path does not retry it on every run
-      if (failed_m_.size() >= kMaxEntries) failed_m_.erase(failed_m_.begin());
-      failed_m_.push_back(m);
-      return nullptr;
-    }
-    if (entries_.size() >= kMaxEntries) entries_.erase(entries_.begin());
-    entries_.push_back(std::move(e));
-    return &entries_.back();
-  }
-
-  bool packed_ = false, bias_ = false;
-  bool own_packed_ = false;  // packed for uk::GemmF32 rather than oneDNN
-  OwnEpilogue own_;
-  int64_t K_ = 0, N_ = 0;
-  std::vector<int64_t> failed_m_;  // row counts oneDNN has no primitive for (the last few)
-  dnnl::primitive_attr attr_;
-  memory::desc plain_md_, w_md_, bias_md_;
-  LargeBuffer w_buffer_;
-  memory w_;  // views w_buffer_
-  std::vector<Entry> entries_;
-  std::vector<float> plain_;
-  nn::DnnlCall call_;
-};
+// Packs a constant float32 2-D `w` ([K, N], or [N, K] when `trans`) into `p`; false when it is not
+// one or neither back-end takes it.
+inline bool PackConstant(PackedMatMul& p, const Tensor& w, bool trans, uk::GemmPostOps post) {
+  if (w.dtype() != DType::kFloat || w.rank() != 2) return false;
+  return p.Pack(w.data<float>(), trans ? w.dim(1) : w.dim(0), trans ? w.dim(0) : w.dim(1), trans, std::move(post));
+}
 
 // Rows of A against packed [K, N] weights: A [..., K] -> Y [..., N] (numpy MatMul with a 2-D B).
 inline Status PackedOutputShape(const Tensor& a, const PackedMatMul& p, const char* op, Shape& out) {

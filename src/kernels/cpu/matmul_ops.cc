@@ -21,7 +21,7 @@ class MatMulKernel final : public OpKernel {
     Shape a = KnownShape(info, 0, &ka), b = KnownShape(info, 1, &kb);
     const ir::TypeInfo* t = info.input_type(0);
     const bool float_a = t && t->elem_type == DType::kFloat;
-    if (const Tensor* w = info.constant_input(1); float_a && w && packed_.Pack(*w, false, {}, false, {})) {
+    if (const Tensor* w = info.constant_input(1); float_a && w && PackConstant(packed_, *w, false, {})) {
       info.ReleaseConstantInput(1);
       return Status::Ok();
     }
@@ -81,7 +81,7 @@ class FusedMatMulKernel final : public OpKernel {
     RETURN_IF_ERROR(ep_.Load(info));
     bias_ = info.input_present(2);
     fmm_.Configure(&ep_, bias_);
-    if (const Tensor* w = info.constant_input(1); w && packed_.Pack(*w, false, ep_.Attr(), bias_, {1.f, ep_.has_residual() ? 1.f : 0.f, &ep_})) {
+    if (const Tensor* w = info.constant_input(1); w && PackConstant(packed_, *w, false, {1.f, ep_.has_residual() ? 1.f : 0.f, bias_, ep_.activations()})) {
       info.ReleaseConstantInput(1);
       return Status::Ok();
     }

@@ -5,6 +5,30 @@
 
 namespace strata::cpu::onednn {
 
+dnnl::post_ops PostOps(std::span<const uk::ActivationOp> activations, bool sum, float sum_scale) {
+  using A = dnnl::algorithm;
+  using uk::Activation;
+  dnnl::post_ops po;
+  if (sum) po.append_sum(sum_scale);
+  for (const uk::ActivationOp& op : activations) {
+    switch (op.act) {
+      case Activation::kRelu: po.append_eltwise(1.f, A::eltwise_relu, 0.f, 0.f); break;
+      case Activation::kLeakyRelu: po.append_eltwise(1.f, A::eltwise_relu, op.alpha, 0.f); break;
+      case Activation::kClip: po.append_eltwise(1.f, A::eltwise_clip, op.alpha, op.beta); break;
+      case Activation::kSigmoid: po.append_eltwise(1.f, A::eltwise_logistic, 0.f, 0.f); break;
+      case Activation::kTanh: po.append_eltwise(1.f, A::eltwise_tanh, 0.f, 0.f); break;
+      case Activation::kHardSigmoid:
+        po.append_eltwise(1.f, A::eltwise_linear, op.alpha, op.beta);
+        po.append_eltwise(1.f, A::eltwise_clip, 0.f, 1.f);
+        break;
+      case Activation::kHardSwish: po.append_eltwise(1.f, A::eltwise_hardswish, 0.f, 0.f); break;
+      case Activation::kGelu: po.append_eltwise(1.f, A::eltwise_gelu_erf, 0.f, 0.f); break;
+      case Activation::kGeluTanh: po.append_eltwise(1.f, A::eltwise_gelu_tanh, 0.f, 0.f); break;
+    }
+  }
+  return po;
+}
+
 dnnl::engine& Engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;

@@ -7,11 +7,13 @@
 
 #include <cstdint>
 #include <new>
+#include <span>
 #include <string_view>
 #include <type_traits>
 #include <vector>
 
 #include "core/status.h"
+#include "kernels/cpu/ukernels/activation.h"
 
 namespace strata::cpu::onednn {
 
@@ -51,6 +53,9 @@ inline std::vector<int64_t> RowMajorStrides(const std::vector<int64_t>& dims) {
 
 // Plain row-major oneDNN memory descriptor for the given dims.
 dnnl::memory::desc PlainDesc(const std::vector<int64_t>& dims, dnnl::memory::data_type dt = dnnl::memory::data_type::f32);
+
+// oneDNN post-ops: a sum of what the destination holds (scaled by sum_scale), then the activations.
+dnnl::post_ops PostOps(std::span<const uk::ActivationOp> activations, bool sum, float sum_scale);
 
 // `error` as a Status whose message starts with `what` (the operation that failed): no kernel for
 // the request is Unsupported, arguments oneDNN rejects are InvalidArgument, and running out of
