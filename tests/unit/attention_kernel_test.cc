@@ -1,6 +1,6 @@
 // com.strata:Attention against a double-precision reference: both layouts, odd lengths, head dims
 // that are not multiples of 16, additive, bool and causal masks (also with sq != sk), fully masked
-// rows, query rows split into parts, 1 and 2 threads, and the AVX-512 and scalar code paths.
+// rows, query rows split into parts, 1 and 2 threads, and the AVX-512, AVX2 and scalar code paths.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -220,11 +220,10 @@ void RunCase(const Case& c, int threads) {
   EXPECT_EQ(bad, 0);
 }
 
-// Runs `c` on every ISA level this CPU has that the kernel distinguishes, at 1 and 2 threads.
+// Runs `c` on every ISA level this CPU has, at 1 and 2 threads.
 void RunAll(const Case& c) {
-  for (auto isa : {cpu::vec::Isa::kAvx512, cpu::vec::Isa::kScalar}) {
-    if (cpu::vec::KernelsFor(isa) == nullptr) continue;
-    IsaScope scope(isa);  // (ForceIsa returns the level it set, not the one before)
+  for (auto isa : AvailableIsas()) {
+    IsaScope scope(isa);
     for (int threads : {1, 2}) RunCase(c, threads);
   }
 }

@@ -16,13 +16,11 @@
 // Each task is one (batch, head) and a range of its query rows (a head is split into ranges when
 // there are fewer heads than twice the threads). A task packs K^T [d][sk] into per-thread scratch
 // (copied, or transposed from the heads layout): once per range, so a split head packs it once
-// per part. Then blocks of 4 query rows get their scores (a 4 x 64 register tile of FMAs over d),
-// the mask, a softmax per row (vec_math), and P V (a 4 x 64 tile over the keys). With `causal`, a
+// per part. Then blocks of 4 query rows get their scores, the mask, a softmax per row (vec_math),
+// and P V; the tiles are ukernels/attention_tiles.h (AVX-512, AVX2 + FMA, scalar). With `causal`, a
 // block only computes keys up to its last row; the keys it skips would have weight
 // exp(fill - max) = 0, which is checked per row (otherwise the block is redone over all keys).
 // Rows whose scores are all -inf (or contain NaN) give NaN, as the unfused Softmax -> MatMul does.
-#include <immintrin.h>
-
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -30,14 +28,13 @@
 #include <vector>
 
 #include "kernels/cpu/common.h"
-#include "kernels/cpu/ukernels/isa_region.h"
+#include "kernels/cpu/ukernels/attention_tiles.h"
 #include "kernels/cpu/ukernels/vec_math.h"
 
 namespace strata::cpu {
 namespace {
 
-constexpr int64_t kRows = 4;  // query rows per block
-constexpr int64_t kLanes = 16;
+constexpr int64_t kRows = uk::kAttentionTileRows;  // query rows per block
 
 struct Problem {
   int64_t B = 1, H = 1, sq = 0, sk = 0, d = 0, dv = 0;
@@ -51,217 +48,9 @@ struct Problem {
   int64_t v_b = 0, v_h = 0, v_s = 0;
   int64_t y_b = 0, y_h = 0, y_s = 0;
   float scale = 1;
-  float fill = -std::numeric_limits<float>::infinity();
-  // Mask strides over [batch, head, query, key] (0 along broadcast dims).
-  const float* add_mask = nullptr;
-  const bool* keep_mask = nullptr;
-  int64_t m_b = 0, m_h = 0, m_q = 0, m_k = 0;
-  bool causal = false;
-};
-
-
-// ---- score and P.V tiles: scalar fallback ----
-namespace scalar {
-
-// s[r][j] = scale * sum_c q[r][c] kt[c][j] for r < rows, j < n.
-void Scores(const float* q, int64_t q_s, const float* kt, int64_t ldk, int64_t d, float scale, float* s, int64_t lds,
-            int64_t rows, int64_t n) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* sr = s + r * lds;
-    for (int64_t j = 0; j < n; ++j) sr[j] = 0;
-    for (int64_t c = 0; c < d; ++c) {
-      const float qv = q[r * q_s + c];
-      const float* kr = kt + c * ldk;
-      for (int64_t j = 0; j < n; ++j) sr[j] += qv * kr[j];
-    }
-    for (int64_t j = 0; j < n; ++j) sr[j] *= scale;
-  }
-}
-
-// y[r][:dv] = sum_{j < n} p[r][j] v[j][:dv].
-void PV(const float* p, int64_t ldp, int64_t n, const float* v, int64_t v_s, int64_t dv, float* y, int64_t y_s,
-        int64_t rows) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* yr = y + r * y_s;
-    for (int64_t c = 0; c < dv; ++c) yr[c] = 0;
-    for (int64_t j = 0; j < n; ++j) {
-      const float pv = p[r * ldp + j];
-      const float* vr = v + j * v_s;
-      for (int64_t c = 0; c < dv; ++c) yr[c] += pv * vr[c];
-    }
-  }
-}
-
-// kt[c][j] = K(j, c) for j < sk, zero for j in [sk, ldk): K^T with the key axis contiguous.
-void PackKt(const float* k, int64_t k_s, int64_t k_d, int64_t sk, int64_t d, float* kt, int64_t ldk) {
-  for (int64_t c = 0; c < d; ++c) {
-    float* row = kt + c * ldk;
-    for (int64_t j = sk; j < ldk; ++j) row[j] = 0;
-  }
-  for (int64_t j = 0; j < sk; ++j)
-    for (int64_t c = 0; c < d; ++c) kt[c * ldk + j] = k[j * k_s + c * k_d];
-}
-
-}  // namespace scalar
-
-// ---- AVX-512 tiles ----
-// An ISA region (isa_region.h): only called after the CPU check.
-STRATA_BEGIN_AVX512
-namespace avx512 {
-
-// R rows x C vectors of 16 keys starting at column j0. kt has zero padding up to a multiple of 16.
-template <int R, int C>
-void ScoreTile(const float* q, int64_t q_s, const float* kt, int64_t ldk, int64_t d, float scale, float* s,
-               int64_t lds) {
-  __m512 acc[R][C];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < d; ++k) {
-    const float* kr = kt + k * ldk;
-    __m512 kv[C];
-#pragma GCC unroll 4
-    for (int c = 0; c < C; ++c) kv[c] = _mm512_loadu_ps(kr + c * kLanes);
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      const __m512 qb = _mm512_set1_ps(q[r * q_s + k]);
-#pragma GCC unroll 4
-      for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(qb, kv[c], acc[r][c]);
-    }
-  }
-  const __m512 sc = _mm512_set1_ps(scale);
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int c = 0; c < C; ++c) _mm512_storeu_ps(s + r * lds + c * kLanes, _mm512_mul_ps(acc[r][c], sc));
-}
-
-using ScoreFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float, float*, int64_t);
-
-template <int R>
-void ScoresRows(const float* q, int64_t q_s, const float* kt, int64_t ldk, int64_t d, float scale, float* s,
-                int64_t lds, int64_t n) {
-  constexpr ScoreFn kTiles[4] = {ScoreTile<R, 1>, ScoreTile<R, 2>, ScoreTile<R, 3>, ScoreTile<R, 4>};
-  const int64_t vecs = (n + kLanes - 1) / kLanes;
-  for (int64_t v = 0; v < vecs; v += 4) {
-    const int64_t c = vecs - v < 4 ? vecs - v : 4;
-    kTiles[c - 1](q, q_s, kt + v * kLanes, ldk, d, scale, s + v * kLanes, lds);
-  }
-}
-
-void Scores(const float* q, int64_t q_s, const float* kt, int64_t ldk, int64_t d, float scale, float* s, int64_t lds,
-            int64_t rows, int64_t n) {
-  switch (rows) {
-    case 1: ScoresRows<1>(q, q_s, kt, ldk, d, scale, s, lds, n); break;
-    case 2: ScoresRows<2>(q, q_s, kt, ldk, d, scale, s, lds, n); break;
-    case 3: ScoresRows<3>(q, q_s, kt, ldk, d, scale, s, lds, n); break;
-    default: ScoresRows<4>(q, q_s, kt, ldk, d, scale, s, lds, n); break;
-  }
-}
-
-// R rows x NV vectors of output columns; the last vector is masked by `tail`.
-template <int R, int NV>
-void PVTile(const float* p, int64_t ldp, int64_t n, const float* v, int64_t v_s, float* y, int64_t y_s,
-            __mmask16 tail) {
-  __m512 acc[R][NV];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int c = 0; c < NV; ++c) acc[r][c] = _mm512_setzero_ps();
-  for (int64_t j = 0; j < n; ++j) {
-    const float* vr = v + j * v_s;
-    __m512 vv[NV];
-#pragma GCC unroll 4
-    for (int c = 0; c < NV - 1; ++c) vv[c] = _mm512_loadu_ps(vr + c * kLanes);
-    vv[NV - 1] = _mm512_maskz_loadu_ps(tail, vr + (NV - 1) * kLanes);
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      const __m512 pb = _mm512_set1_ps(p[r * ldp + j]);
-#pragma GCC unroll 4
-      for (int c = 0; c < NV; ++c) acc[r][c] = _mm512_fmadd_ps(pb, vv[c], acc[r][c]);
-    }
-  }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 4
-    for (int c = 0; c < NV - 1; ++c) _mm512_storeu_ps(y + r * y_s + c * kLanes, acc[r][c]);
-    _mm512_mask_storeu_ps(y + r * y_s + (NV - 1) * kLanes, tail, acc[r][NV - 1]);
-  }
-}
-
-using PVFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, __mmask16);
-
-template <int R>
-void PVRows(const float* p, int64_t ldp, int64_t n, const float* v, int64_t v_s, int64_t dv, float* y, int64_t y_s) {
-  constexpr PVFn kTiles[4] = {PVTile<R, 1>, PVTile<R, 2>, PVTile<R, 3>, PVTile<R, 4>};
-  for (int64_t c0 = 0; c0 < dv; c0 += 4 * kLanes) {
-    const int64_t w = dv - c0 < 4 * kLanes ? dv - c0 : 4 * kLanes;
-    const int64_t nv = (w + kLanes - 1) / kLanes;
-    const int64_t last = w - (nv - 1) * kLanes;
-    const __mmask16 tail = static_cast<__mmask16>(last == kLanes ? 0xFFFFu : (1u << last) - 1u);
-    kTiles[nv - 1](p, ldp, n, v + c0, v_s, y + c0, y_s, tail);
-  }
-}
-
-void PV(const float* p, int64_t ldp, int64_t n, const float* v, int64_t v_s, int64_t dv, float* y, int64_t y_s,
-        int64_t rows) {
-  switch (rows) {
-    case 1: PVRows<1>(p, ldp, n, v, v_s, dv, y, y_s); break;
-    case 2: PVRows<2>(p, ldp, n, v, v_s, dv, y, y_s); break;
-    case 3: PVRows<3>(p, ldp, n, v, v_s, dv, y, y_s); break;
-    default: PVRows<4>(p, ldp, n, v, v_s, dv, y, y_s); break;
-  }
-}
-
-// In-register transpose: r[i][c] -> r[c][i]. Unpacks pair rows within 128-bit lanes, shuffle_ps
-// gathers 4 rows of one column per lane, and two lane shuffles put lane L of the four row groups together.
-inline void Transpose16(__m512 r[16]) {
-  __m512 a[16], b[16];
-  for (int k = 0; k < 8; ++k) {
-    a[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
-    a[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
-  }
-  for (int k = 0; k < 4; ++k) {  // b[4k + m], lane L: rows 4k..4k+3 of column 4L + m
-    b[4 * k] = _mm512_shuffle_ps(a[4 * k], a[4 * k + 2], 0x44);
-    b[4 * k + 1] = _mm512_shuffle_ps(a[4 * k], a[4 * k + 2], 0xEE);
-    b[4 * k + 2] = _mm512_shuffle_ps(a[4 * k + 1], a[4 * k + 3], 0x44);
-    b[4 * k + 3] = _mm512_shuffle_ps(a[4 * k + 1], a[4 * k + 3], 0xEE);
-  }
-  for (int m = 0; m < 4; ++m) {
-    const __m512 c0 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0x44);
-    const __m512 c1 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0xEE);
-    const __m512 c2 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0x44);
-    const __m512 c3 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0xEE);
-    r[m] = _mm512_shuffle_f32x4(c0, c2, 0x88);
-    r[4 + m] = _mm512_shuffle_f32x4(c0, c2, 0xDD);
-    r[8 + m] = _mm512_shuffle_f32x4(c1, c3, 0x88);
-    r[12 + m] = _mm512_shuffle_f32x4(c1, c3, 0xDD);
-  }
-}
-
-// As scalar::PackKt for rows of K contiguous along c (k_d == 1), 16 x 16 blocks at a time.
-void PackKt(const float* k, int64_t k_s, int64_t sk, int64_t d, float* kt, int64_t ldk) {
-  for (int64_t j0 = 0; j0 < ldk; j0 += kLanes) {
-    const int64_t rows = sk - j0 < kLanes ? sk - j0 : kLanes;
-    for (int64_t c0 = 0; c0 < d; c0 += kLanes) {
-      const int64_t cols = d - c0 < kLanes ? d - c0 : kLanes;
-      const __mmask16 m = static_cast<__mmask16>(cols == kLanes ? 0xFFFFu : (1u << cols) - 1u);
-      __m512 r[16];
-      for (int64_t i = 0; i < kLanes; ++i)
-        r[i] = i < rows ? _mm512_maskz_loadu_ps(m, k + (j0 + i) * k_s + c0) : _mm512_setzero_ps();
-      Transpose16(r);
-      for (int64_t c = 0; c < cols; ++c) _mm512_storeu_ps(kt + (c0 + c) * ldk + j0, r[c]);
-    }
-  }
-}
-
-}  // namespace avx512
-STRATA_END_AVX512
-
-struct Tiles {
-  void (*scores)(const float*, int64_t, const float*, int64_t, int64_t, float, float*, int64_t, int64_t, int64_t);
-  void (*pv)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, float*, int64_t, int64_t);
+  // The mask at batch 0, head 0, and its batch and head strides (0 along broadcast dims).
+  uk::AttentionMask mask;
+  int64_t m_b = 0, m_h = 0;
 };
 
 // The keys a causal block skips (all j >= n) have score `fill`; their softmax weight exp(fill - max)
@@ -271,28 +60,20 @@ bool SkippedKeysVanish(float fill, float row_max) {
 }
 
 // Query rows [i0, i1) of head (b, h).
-void RunRows(const Problem& p, const Tiles& t, const vec::Kernels& vk, int64_t b, int64_t h, int64_t i0, int64_t i1) {
-  const int64_t ldk = (p.sk + kLanes - 1) / kLanes * kLanes;
+void RunRows(const Problem& p, const uk::AttentionTileKernels& t, const vec::Kernels& vk, int64_t b, int64_t h,
+             int64_t i0, int64_t i1) {
+  const int64_t ldk = uk::AttentionPackedKeys(p.sk);
   float* kt = ThreadScratch(0, static_cast<size_t>((p.d + kRows) * ldk));
   if (!kt) throw std::bad_alloc();  // as the std::vector this replaced did
   float* s = kt + p.d * ldk;
-  // K^T [d][ldk], zero padding on the right so that full-vector tiles read defined values.
-  const float* kb = p.k + b * p.k_b + h * p.k_h;
-  if (p.k_s == 1) {
-    for (int64_t c = 0; c < p.d; ++c) {
-      float* row = kt + c * ldk;
-      std::memcpy(row, kb + c * p.k_d, static_cast<size_t>(p.sk) * sizeof(float));
-      for (int64_t j = p.sk; j < ldk; ++j) row[j] = 0;
-    }
-  } else if (p.k_d == 1 && vk.isa == vec::Isa::kAvx512) {
-    avx512::PackKt(kb, p.k_s, p.sk, p.d, kt, ldk);
-  } else {
-    scalar::PackKt(kb, p.k_s, p.k_d, p.sk, p.d, kt, ldk);
-  }
+  t.pack_keys_transposed(p.k + b * p.k_b + h * p.k_h, p.k_s, p.k_d, p.sk, p.d, kt, ldk);
   const float* qb = p.q + b * p.q_b + h * p.q_h;
   const float* vb = p.v + b * p.v_b + h * p.v_h;
   float* yb = p.y + b * p.y_b + h * p.y_h;
-  const int64_t mb = b * p.m_b + h * p.m_h;
+  uk::AttentionMask mask = p.mask;
+  const int64_t mask_offset = b * p.m_b + h * p.m_h;
+  if (mask.add) mask.add += mask_offset;
+  if (mask.keep) mask.keep += mask_offset;
   for (int64_t i = i0; i < i1; i += kRows) {
     const int64_t rows = i1 - i < kRows ? i1 - i : kRows;
     if (p.sk == 0) {  // softmax over no keys, times an empty V: zeros
@@ -300,40 +81,24 @@ void RunRows(const Problem& p, const Tiles& t, const vec::Kernels& vk, int64_t b
         std::memset(yb + (i + r) * p.y_s, 0, static_cast<size_t>(p.dv) * sizeof(float));
       continue;
     }
-    int64_t n = p.causal ? (i + rows < p.sk ? i + rows : p.sk) : p.sk;
+    int64_t n = mask.causal ? (i + rows < p.sk ? i + rows : p.sk) : p.sk;
     for (;;) {
       t.scores(qb + i * p.q_s, p.q_s, kt, ldk, p.d, p.scale, s, ldk, rows, n);
+      uk::MaskScores(mask, i, s, ldk, rows, n);
       bool redo = false;
-      for (int64_t r = 0; r < rows; ++r) {
-        float* sr = s + r * ldk;
-        const int64_t qi = i + r;
-        if (p.add_mask) {
-          const float* m = p.add_mask + mb + qi * p.m_q;
-          if (p.m_k == 1) {
-            for (int64_t j = 0; j < n; ++j) sr[j] += m[j];
-          } else {
-            for (int64_t j = 0; j < n; ++j) sr[j] += m[j * p.m_k];
-          }
-        } else if (p.keep_mask && !p.causal) {
-          const bool* m = p.keep_mask + mb + qi * p.m_q;
-          for (int64_t j = 0; j < n; ++j) sr[j] = m[j * p.m_k] ? sr[j] : p.fill;
-        }
-        if (p.causal) {
-          for (int64_t j = qi + 1; j < n; ++j) sr[j] = p.fill;
-          if (n < p.sk && !SkippedKeysVanish(p.fill, vk.row_max(sr, n))) redo = true;
-        }
-      }
+      if (mask.causal && n < p.sk)
+        for (int64_t r = 0; r < rows && !redo; ++r) redo = !SkippedKeysVanish(mask.fill, vk.row_max(s + r * ldk, n));
       if (!redo) break;
       n = p.sk;
     }
     for (int64_t r = 0; r < rows; ++r) vk.softmax_row(s + r * ldk, s + r * ldk, n);
-    t.pv(s, ldk, n, vb, p.v_s, p.dv, yb + i * p.y_s, p.y_s, rows);
+    t.weighted_values(s, ldk, n, vb, p.v_s, p.dv, yb + i * p.y_s, p.y_s, rows);
   }
 }
 
 void Run(const Problem& p) {
   const vec::Kernels& vk = vec::Active();
-  const Tiles t = vk.isa == vec::Isa::kAvx512 ? Tiles{avx512::Scores, avx512::PV} : Tiles{scalar::Scores, scalar::PV};
+  const uk::AttentionTileKernels& t = uk::AttentionTilesFor(vk.isa);
   const int64_t heads = p.B * p.H;
   if (heads == 0 || p.sq == 0 || p.dv == 0) return;
   // Split query rows too when there are fewer heads than threads can share.
@@ -380,8 +145,8 @@ class AttentionKernel final : public OpKernel {
   Status Compute(KernelContext& ctx) override {
     Problem p;
     p.scale = scale_;
-    p.fill = fill_;
-    p.causal = causal_;
+    p.mask.fill = fill_;
+    p.mask.causal = causal_;
     Shape out, scores;  // scores: the shape the mask broadcasts to
     if (packed_) {
       const Tensor& X = ctx.input_tensor(0);
@@ -470,15 +235,15 @@ class AttentionKernel final : public OpKernel {
     while (s4.size() < 4) s4.insert(s4.begin(), 1);
     while (m4.size() < 4) m4.insert(m4.begin(), 1);
     const Strides st = BroadcastStrides(m4, s4);
-    p.m_b = st[0], p.m_h = st[1], p.m_q = st[2], p.m_k = st[3];
+    p.m_b = st[0], p.m_h = st[1], p.mask.query_stride = st[2], p.mask.key_stride = st[3];
     if (m.dtype() == DType::kFloat) {
       // The pass never writes this; a hand-written node must say which rule it means.
       if (causal_) return InvalidArgument(ctx.Where() + "causal=1 needs a bool mask or none; got a float mask");
-      p.add_mask = m.data<float>();
+      p.mask.add = m.data<float>();
     } else {
-      p.keep_mask = m.data<bool>();
+      p.mask.keep = m.data<bool>();
       // The causal fast path needs the mask to be the full [sq, sk] corner of the proven buffer.
-      p.causal = causal_ && m4[2] == p.sq && m4[3] == p.sk;
+      p.mask.causal = causal_ && m4[2] == p.sq && m4[3] == p.sk;
     }
     return Status::Ok();
   }

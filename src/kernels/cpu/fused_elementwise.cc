@@ -7,13 +7,8 @@
 // broadcast against the output: a float input of the output's size is read in place, a one-element
 // input is filled into its register once per thread, and anything else (row vectors, masks, other
 // dtypes) is gathered per block in contiguous runs (or read in place when the block lies within one
-// contiguous run). The last instruction writes straight into the output.
-//
-// Every op computes what its unfused float32 kernel computes: the same comparisons (NaN, -0), the
-// vec_math kernels for Exp/Tanh/Sigmoid/Erf/Gelu, libm for Log and Pow.
-#include <immintrin.h>
-
-#include <cmath>
+// contiguous run). The last instruction writes straight into the output. The ops themselves, and
+// the program's run over a block, are ukernels/elementwise_program.h.
 #include <cstring>
 #include <new>
 #include <span>
@@ -22,21 +17,13 @@
 
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/tensor_util.h"
-#include "kernels/cpu/ukernels/isa_region.h"
+#include "kernels/cpu/ukernels/elementwise_program.h"
 #include "kernels/cpu/ukernels/vec_math.h"
 
 namespace strata::cpu {
 namespace {
 
-enum class Op : uint8_t {
-  // simple (fused_elementwise.inc)
-  kAdd, kSub, kMul, kDiv, kMax, kMin, kSquare, kRelu, kLeakyRelu, kClip, kHardSigmoid, kSqrt, kNeg, kAbs,
-  kReciprocal, kNot, kWhere,
-  // vec_math
-  kExp, kTanh, kSigmoid, kErf, kGelu, kGeluTanh,
-  // libm
-  kLog, kPow, kPowDouble,
-};
+using Op = uk::ElementwiseOp;
 
 struct OpName {
   const char* name;
@@ -55,68 +42,9 @@ constexpr OpName kOps[] = {
     {"Pow", Op::kPow, 1},         {"PowDouble", Op::kPowDouble, 1},
 };
 
-// ---- per-ISA block operations ----
-using SimpleFn = void (*)(Op, const float*, const float*, const float*, float*, int64_t, float, float);
-using ConvertFn = void (*)(DType, const void*, int64_t, float*, int64_t);
-
-// Compares may trap under the default -ftrapping-math, which keeps the selects from vectorising (no
-// kernel here reads the floating-point exception flags).
-#pragma GCC push_options
-#pragma GCC optimize("no-trapping-math")
-namespace scalar {
-void SqrtBlock(const float* a, float* d, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) d[i] = __builtin_sqrtf(a[i]);
-}
-#include "kernels/cpu/fused_elementwise.inc"
-}  // namespace scalar
-STRATA_BEGIN_AVX2
-namespace avx2 {
-void SqrtBlock(const float* a, float* d, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, _mm256_sqrt_ps(_mm256_loadu_ps(a + i)));
-  for (; i < n; ++i) _mm_store_ss(d + i, _mm_sqrt_ss(_mm_load_ss(a + i)));
-}
-#include "kernels/cpu/fused_elementwise.inc"
-}  // namespace avx2
-STRATA_END_AVX2
-STRATA_BEGIN_AVX512
-namespace avx512 {
-void SqrtBlock(const float* a, float* d, int64_t n) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(d + i, _mm512_sqrt_ps(_mm512_loadu_ps(a + i)));
-  const auto m = static_cast<__mmask16>((1u << (n - i)) - 1u);
-  _mm512_mask_storeu_ps(d + i, m, _mm512_sqrt_ps(_mm512_maskz_loadu_ps(m, a + i)));
-}
-#include "kernels/cpu/fused_elementwise.inc"
-}  // namespace avx512
-STRATA_END_AVX512
-#pragma GCC pop_options
-
-struct IsaOps {
-  SimpleFn simple;
-  ConvertFn convert;
-};
-
-const IsaOps& OpsFor(vec::Isa isa) {
-  static const IsaOps kScalar{scalar::Simple, scalar::Convert}, kAvx2{avx2::Simple, avx2::Convert},
-      kAvx512{avx512::Simple, avx512::Convert};
-  return isa == vec::Isa::kAvx512 ? kAvx512 : isa == vec::Isa::kAvx2 ? kAvx2 : kScalar;
-}
-
-// ---- the kernel ----
 constexpr int64_t kBlock = 512;
 constexpr int kMaxRank = 8;
 constexpr int kMaxInputs = 64;
-
-
-struct Instr {
-  Op op;
-  int arity;
-  // Operands: >= 0 a register, < 0 input -(k + 1).
-  int src[3] = {0, 0, 0};
-  int dst = -1;  // register; -1 for the last instruction, which writes the output
-  float alpha = 0, beta = 0;
-};
 
 // How one input is read for a block.
 struct InputView {
@@ -160,7 +88,7 @@ class FusedElementwiseKernel final : public OpKernel {
       for (const OpName& o : kOps)
         if (ops[k] == o.name) known = &o;
       if (!known) return info.Error("op " + std::to_string(k) + " '" + ops[k] + "' is not a FusedElementwise op");
-      Instr in{known->op, known->arity};
+      uk::ElementwiseInstr in{known->op, known->arity};
       in.alpha = alphas[k];
       in.beta = betas[k];
       for (int j = 0; j < 3; ++j) {
@@ -177,7 +105,7 @@ class FusedElementwiseKernel final : public OpKernel {
     int next = static_cast<int>(immediates_.size());
     std::vector<int> free_regs;
     for (size_t k = 0; k < n; ++k) {
-      Instr& in = instrs_[k];
+      uk::ElementwiseInstr& in = instrs_[k];
       for (int j = 0; j < in.arity; ++j) {
         const auto v = static_cast<size_t>(operands[3 * k + static_cast<size_t>(j)]);
         in.src[j] = v < static_cast<size_t>(num_inputs_) ? -static_cast<int>(v) - 1 : reg[v];
@@ -221,8 +149,7 @@ class FusedElementwiseKernel final : public OpKernel {
     InputView views[kMaxInputs];
     for (int i = 0; i < num_inputs_; ++i) Plan(ctx.input_tensor(i), out_shape, views[i]);
 
-    const IsaOps& isa = OpsFor(vec::Active().isa);
-    const vec::Kernels& vk = vec::Active();
+    const uk::ElementwiseKernels& kernels = uk::ElementwiseKernelsFor(vec::Active().isa);
     float* out = y->data<float>();
     const int64_t blocks = (total + kBlock - 1) / kBlock;
     const size_t reg_floats = static_cast<size_t>(num_regs_ + num_inputs_) * kBlock;
@@ -233,11 +160,12 @@ class FusedElementwiseKernel final : public OpKernel {
           if (!regs) throw std::bad_alloc();  // as the std::vector this replaced did
           // Registers [0, num_regs_) hold immediates and results; then one per input to gather into.
           float* in_regs = regs + static_cast<size_t>(num_regs_) * kBlock;
-          for (size_t k = 0; k < immediates_.size(); ++k) isa.convert(DType::kFloat, &immediates_[k], 0, regs + k * kBlock, kBlock);
+          for (size_t k = 0; k < immediates_.size(); ++k)
+            kernels.convert(DType::kFloat, &immediates_[k], 0, regs + k * kBlock, kBlock);
           const float* in_ptr[kMaxInputs];
           for (int i = 0; i < num_inputs_; ++i)
             if (views[i].mode == InputView::Mode::kScalar)
-              isa.convert(views[i].dtype, views[i].data, 0, in_regs + i * kBlock, kBlock);
+              kernels.convert(views[i].dtype, views[i].data, 0, in_regs + i * kBlock, kBlock);
           for (int64_t b = b0; b < b1; ++b) {
             const int64_t start = b * kBlock, n = std::min(kBlock, total - start);
             for (int i = 0; i < num_inputs_; ++i) {
@@ -245,16 +173,9 @@ class FusedElementwiseKernel final : public OpKernel {
               float* r = in_regs + i * kBlock;
               in_ptr[i] = v.mode == InputView::Mode::kDirect   ? reinterpret_cast<const float*>(v.data) + start
                           : v.mode == InputView::Mode::kScalar ? r
-                                                               : Gather(isa, v, start, n, r);
+                                                               : Gather(kernels, v, start, n, r);
             }
-            auto operand = [&](int s) { return s < 0 ? in_ptr[-s - 1] : regs + static_cast<size_t>(s) * kBlock; };
-            for (const Instr& in : instrs_) {
-              const float* a = operand(in.src[0]);
-              const float* bb = in.arity > 1 ? operand(in.src[1]) : nullptr;
-              const float* c = in.arity > 2 ? operand(in.src[2]) : nullptr;
-              float* d = in.dst < 0 ? out + start : regs + static_cast<size_t>(in.dst) * kBlock;
-              Run(isa, vk, in, a, bb, c, d, n);
-            }
+            uk::RunElementwiseProgram(kernels, instrs_, regs, kBlock, in_ptr, out + start, n);
           }
         },
         std::max<int64_t>(2, kParallelThreshold / kBlock));
@@ -298,7 +219,8 @@ class FusedElementwiseKernel final : public OpKernel {
 
   // Elements [start, start + n) of input `v` as floats: in place when they are one contiguous float
   // run, else converted into `r`.
-  static const float* Gather(const IsaOps& isa, const InputView& v, int64_t start, int64_t n, float* r) {
+  static const float* Gather(const uk::ElementwiseKernels& kernels, const InputView& v, int64_t start, int64_t n,
+                             float* r) {
     const int last = v.nd - 1;
     int64_t idx[kMaxRank];
     int64_t rem = start, off = 0;
@@ -312,7 +234,7 @@ class FusedElementwiseKernel final : public OpKernel {
       return reinterpret_cast<const float*>(v.data) + off;
     for (int64_t done = 0; done < n;) {
       const int64_t len = std::min(n - done, inner - idx[last]);
-      isa.convert(v.dtype, v.data + static_cast<size_t>(off) * v.elem, step, r + done, len);
+      kernels.convert(v.dtype, v.data + static_cast<size_t>(off) * v.elem, step, r + done, len);
       done += len;
       idx[last] += len;
       off += len * step;
@@ -329,34 +251,10 @@ class FusedElementwiseKernel final : public OpKernel {
     return r;
   }
 
-  static void Run(const IsaOps& isa, const vec::Kernels& vk, const Instr& in, const float* a, const float* b,
-                  const float* c, float* d, int64_t n) {
-    switch (in.op) {
-      case Op::kExp: return vk.exp(a, d, n);
-      case Op::kTanh: return vk.tanh(a, d, n);
-      case Op::kSigmoid: return vk.sigmoid(a, d, n);
-      case Op::kErf: return vk.erf(a, d, n);
-      case Op::kGelu: return vk.gelu_erf(a, d, n);
-      case Op::kGeluTanh: return vk.gelu_tanh(a, d, n);
-      case Op::kLog:
-        for (int64_t i = 0; i < n; ++i) d[i] = std::log(a[i]);
-        return;
-      case Op::kPow:
-        for (int64_t i = 0; i < n; ++i) d[i] = std::pow(a[i], in.alpha);
-        return;
-      case Op::kPowDouble:
-        for (int64_t i = 0; i < n; ++i)
-          d[i] = static_cast<float>(std::pow(static_cast<double>(a[i]), static_cast<double>(in.alpha)));
-        return;
-      default:
-        return isa.simple(in.op, a, b, c, d, n, in.alpha, in.beta);
-    }
-  }
-
   int num_inputs_ = 0;
   int num_regs_ = 0;
   std::vector<float> immediates_;
-  std::vector<Instr> instrs_;
+  std::vector<uk::ElementwiseInstr> instrs_;
 };
 
 const KernelRegistrar kFusedElementwise{{.op_type = "FusedElementwise", .domain = "com.strata", .since = 1, .until = 1,
