@@ -83,7 +83,7 @@ class GemmKernel final : public OpKernel {
         return onednn::Call("gemm", [&] {
                  RunFloat(M, N, K, A.data<float>(), B ? B->data<float>() : nullptr, C ? C->data<float>() : nullptr,
                           C ? &C->shape() : nullptr, Y->data<float>(), residual);
-               }).WithContext(ctx.Where());
+               });
       } else if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) {
         std::vector<float> a(static_cast<size_t>(A.numel())), b(static_cast<size_t>(B->numel())),
             y(static_cast<size_t>(Y->numel())), c;
@@ -96,7 +96,7 @@ class GemmKernel final : public OpKernel {
         RETURN_IF_ERROR(onednn::Call("gemm", [&] {
                           RunFloat(M, N, K, a.data(), b.data(), C ? c.data() : nullptr, C ? &C->shape() : nullptr,
                                    y.data(), nullptr);
-                        }).WithContext(ctx.Where()));
+                        }));
         nn::ConvertBufferToHalf(y.data(), Y->data<T>(), Y->numel());
       } else {
         RunRef<T>(M, N, K, A.data<T>(), B->data<T>(), C ? C->data<T>() : nullptr, C ? &C->shape() : nullptr,

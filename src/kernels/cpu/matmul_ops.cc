@@ -36,7 +36,7 @@ class MatMulKernel final : public OpKernel {
       Shape out;
       RETURN_IF_ERROR(PackedOutputShape(A, packed_, "MatMul", out));
       ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kFloat, out));
-      return RunPacked(packed_, fmm_, geom_, A, nullptr, nullptr, Y->data<float>()).WithContext(ctx.Where());
+      return RunPacked(packed_, fmm_, geom_, A, nullptr, nullptr, Y->data<float>());
     }
     const Tensor& B = ctx.input_tensor(1);
     if (A.dtype() != B.dtype()) return InvalidArgument("MatMul: A and B dtypes differ");
@@ -46,14 +46,13 @@ class MatMulKernel final : public OpKernel {
     return Dispatch(MatMulTypes{}, A.dtype(), [&](auto* tag) -> Status {
       using T = std::remove_pointer_t<decltype(tag)>;
       if constexpr (std::is_same_v<T, float>) {
-        return onednn::Call("matmul", [&] { fmm_.Run(g, A.data<float>(), B.data<float>(), Y->data<float>()); })
-            .WithContext(ctx.Where());
+        return onednn::Call("matmul", [&] { fmm_.Run(g, A.data<float>(), B.data<float>(), Y->data<float>()); });
       } else if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) {
         std::vector<float> a(static_cast<size_t>(A.numel())), b(static_cast<size_t>(B.numel())),
             y(static_cast<size_t>(Y->numel()));
         nn::ConvertBuffer(A.data<T>(), a.data(), A.numel());
         nn::ConvertBuffer(B.data<T>(), b.data(), B.numel());
-        RETURN_IF_ERROR(onednn::Call("matmul", [&] { fmm_.Run(g, a.data(), b.data(), y.data()); }).WithContext(ctx.Where()));
+        RETURN_IF_ERROR(onednn::Call("matmul", [&] { fmm_.Run(g, a.data(), b.data(), y.data()); }));
         nn::ConvertBufferToHalf(y.data(), Y->data<T>(), Y->numel());
       } else {
         if (g.K == 0) {  // empty sums
@@ -105,7 +104,7 @@ class FusedMatMulKernel final : public OpKernel {
       const float* residual = nullptr;
       RETURN_IF_ERROR(EpilogueInputs(ctx, packed_.N(), out, bias, residual));
       ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kFloat, out));
-      return RunPacked(packed_, fmm_, geom_, A, bias, residual, Y->data<float>()).WithContext(ctx.Where());
+      return RunPacked(packed_, fmm_, geom_, A, bias, residual, Y->data<float>());
     }
     const Tensor& B = ctx.input_tensor(1);
     if (A.dtype() != DType::kFloat || B.dtype() != DType::kFloat) return InvalidArgument("FusedMatMul: A and B must be float32");
@@ -115,8 +114,7 @@ class FusedMatMulKernel final : public OpKernel {
     const float* residual = nullptr;
     RETURN_IF_ERROR(EpilogueInputs(ctx, g.N, g.out, bias, residual));
     ASSIGN_OR_RETURN(Tensor * Y, ctx.AllocateOutput(0, DType::kFloat, g.out));
-    return onednn::Call("matmul", [&] { fmm_.Run(g, A.data<float>(), B.data<float>(), Y->data<float>(), bias, residual); })
-        .WithContext(ctx.Where());
+    return onednn::Call("matmul", [&] { fmm_.Run(g, A.data<float>(), B.data<float>(), Y->data<float>(), bias, residual); });
   }
 
  private:
