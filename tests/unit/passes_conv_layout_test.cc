@@ -327,6 +327,51 @@ TEST(ConvLayout, WeightsReleasedAtLoadServeOtherBatchSizesAndTheReference) {
 // is above the threshold) takes Winograd on one thread whatever its layouts, and on two threads
 // only between channels-last activations, which Strata converts to the kernel's blocked layout
 // itself: a lone convolution reads and writes NCHW graph tensors, the middle one of a chain does not.
+// oneDNN's verbose log of one run of `b` on a [1, 64, hw, hw] input.
+std::string OneDnnRunLog(ModelBuilder& b, int threads, int64_t hw = 29) {
+  Tensor x(DType::kFloat, {1, 64, hw, hw});
+  const auto v = Values(x.numel(), 5);
+  std::copy(v.begin(), v.end(), x.data<float>());
+  SessionOptions o;
+  o.num_threads = threads;
+  ::testing::internal::CaptureStdout();
+  dnnl::set_verbose(2);
+  auto s = Session::FromModel(Import(b), o);
+  std::vector<Value> out;
+  const Status st = s.ok() ? (*s)->Run(std::vector<Value>{Value(x)}, out) : s.status();
+  dnnl::set_verbose(0);
+  const std::string log = ::testing::internal::GetCapturedStdout();
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return log;
+}
+
+// A chain of three convolutions: NCHW in, channels-last between, NCHW out.
+void BuildConvChain(ModelBuilder& chain, int64_t hw = 29) {
+  chain.Input("x", TP::FLOAT, {1, 64, hw, hw}).Output("y", TP::FLOAT, {1, 64, hw, hw});
+  RandomInit(chain, "w1", {64, 64, 1, 1}, 2);
+  RandomInit(chain, "w", {64, 64, 3, 3}, 1);
+  RandomInit(chain, "w3", {64, 64, 1, 1}, 3);
+  chain.Node("Conv", {"x", "w1"}, {"a"});
+  SetInts(chain.Node("Conv", {"a", "w"}, {"c"}), "pads", {1, 1, 1, 1});
+  chain.Node("Conv", {"c", "w3"}, {"y"});
+}
+
+// Between channels-last activations the direct kernel reads and writes them as they are, on every
+// ISA: oneDNN 2.6's AVX2 kernels would pick nChw8c and cost a copy on each side.
+TEST(ConvLayout, DirectKernelsReadChannelsLastActivationsInPlace) {
+  ModelBuilder chain;
+  BuildConvChain(chain, 20);  // below Winograd's threshold
+  const std::string log = OneDnnRunLog(chain, 1, 20);
+  // The middle (3x3) one; the 1x1 ones have an NCHW graph tensor on one side.
+  const size_t at = log.find("exec,cpu,convolution,");
+  const size_t middle = log.find("kh3", at);
+  ASSERT_NE(middle, std::string::npos) << log;
+  const size_t line_begin = log.rfind('\n', middle) + 1;
+  const std::string line = log.substr(line_begin, log.find('\n', middle) - line_begin);
+  EXPECT_NE(line.find("src_f32::blocked:acdb:f0 "), std::string::npos) << line;
+  EXPECT_NE(line.find("dst_f32::blocked:acdb:f0"), std::string::npos) << line;
+}
+
 TEST(ConvLayout, WinogradOnTwoThreadsOnlyBetweenChannelsLastActivations) {
   auto wino_runs = [](ModelBuilder& b, int threads) {
     Tensor x(DType::kFloat, {1, 64, 29, 29});
