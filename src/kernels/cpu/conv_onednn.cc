@@ -250,6 +250,7 @@ std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias, const
         pd = {};
       }
     }
+    const bool winograd_chosen = static_cast<bool>(pd);
     if (!pd) pd = dnnl::convolution_forward::primitive_desc(direct, attr, Engine());
     // Between channels-last activations, a kernel that wants blocked ones (oneDNN 2.6's AVX2 kernels
     // pick nChw8c) costs a layout copy on each side; its channels-last variant is faster: ResNet-50
@@ -258,7 +259,7 @@ std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias, const
     const dnnl::convolution_forward::desc direct_channels_last(
         dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, d->user_src, wei_any, d->bias_md,
         d->user_dst, ToDims(g.strides), ToDims(dil), ToDims(g.pad_begin), ToDims(g.pad_end));
-    if (layouts.x_nhwc && layouts.y_nhwc && (pd.src_desc() != d->user_src || pd.dst_desc() != d->user_dst)) {
+    if (!winograd_chosen && layouts.x_nhwc && layouts.y_nhwc && (pd.src_desc() != d->user_src || pd.dst_desc() != d->user_dst)) {
       try {  // no channels-last kernel but the reference one: keep the blocked kernel
         dnnl::convolution_forward::primitive_desc channels_last(direct_channels_last, attr, Engine());
         if (std::string(channels_last.impl_info_str()).find("ref") == std::string::npos) pd = channels_last;
