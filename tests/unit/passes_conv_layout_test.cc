@@ -374,33 +374,14 @@ TEST(ConvLayout, DirectKernelsReadChannelsLastActivationsInPlace) {
 
 TEST(ConvLayout, WinogradOnTwoThreadsOnlyBetweenChannelsLastActivations) {
   auto wino_runs = [](ModelBuilder& b, int threads) {
-    Tensor x(DType::kFloat, {1, 64, 29, 29});
-    const auto v = Values(x.numel(), 5);
-    std::copy(v.begin(), v.end(), x.data<float>());
-    SessionOptions o;
-    o.num_threads = threads;
-    ::testing::internal::CaptureStdout();
-    dnnl::set_verbose(2);
-    auto s = Session::FromModel(Import(b), o);
-    std::vector<Value> out;
-    const Status st = s.ok() ? (*s)->Run(std::vector<Value>{Value(x)}, out) : s.status();
-    dnnl::set_verbose(0);
-    const std::string log = ::testing::internal::GetCapturedStdout();
-    EXPECT_TRUE(st.ok()) << st.ToString();
-    return log.find("exec,cpu,convolution,jit_wino_4x3") != std::string::npos;
+    return OneDnnRunLog(b, threads).find("exec,cpu,convolution,jit_wino_4x3") != std::string::npos;
   };
   ModelBuilder lone;
   lone.Input("x", TP::FLOAT, {1, 64, 29, 29}).Output("y", TP::FLOAT, {1, 64, 29, 29});
   RandomInit(lone, "w", {64, 64, 3, 3}, 1);
   SetInts(lone.Node("Conv", {"x", "w"}, {"y"}), "pads", {1, 1, 1, 1});
   ModelBuilder chain;
-  chain.Input("x", TP::FLOAT, {1, 64, 29, 29}).Output("y", TP::FLOAT, {1, 64, 29, 29});
-  RandomInit(chain, "w1", {64, 64, 1, 1}, 2);
-  RandomInit(chain, "w", {64, 64, 3, 3}, 1);
-  RandomInit(chain, "w3", {64, 64, 1, 1}, 3);
-  chain.Node("Conv", {"x", "w1"}, {"a"});
-  SetInts(chain.Node("Conv", {"a", "w"}, {"c"}), "pads", {1, 1, 1, 1});
-  chain.Node("Conv", {"c", "w3"}, {"y"});
+  BuildConvChain(chain);
   // Without oneDNN's Winograd kernel (AVX2 CPUs), every one of them stays direct.
   const bool wino = cpu::nn::WinogradAvailable();
   EXPECT_EQ(wino_runs(lone, 1), wino);
