@@ -149,7 +149,7 @@ def onednn_cap(value):
 
 
 def strata_cap(value):
-    """The level STRATA_ISA allows (src/kernels/cpu/vec_math.cc: scalar|avx2 lower it, anything else is ignored)."""
+    """The level STRATA_ISA allows (src/kernels/cpu/ukernels/vec_math.cc: scalar|avx2 lower it, anything else is ignored)."""
     return {"scalar": "scalar", "avx2": "avx2"}.get((value or "").strip())
 
 

@@ -51,8 +51,9 @@ struct ReluCount {
 };
 
 TEST_F(GemmF32Test, MatchesTheReference) {
+  // {300, 10, 700}: one panel, so 2 threads split the rows.
   for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {5, 15, 7}, {6, 16, 256}, {7, 17, 257},
-                         {13, 40, 600}, {200, 33, 64}, {64, 300, 1000}}) {
+                         {13, 40, 600}, {200, 33, 64}, {64, 300, 1000}, {300, 10, 700}}) {
     for (bool transposed : {false, true}) {
       for (int variant = 0; variant < 3; ++variant) {  // plain; alpha, beta and bias; with the epilogue
         for (int threads : {1, 2}) {
@@ -93,34 +94,63 @@ TEST_F(GemmF32Test, MatchesTheReference) {
 }
 
 TEST_F(GemmF32Test, RowsDoNotDependOnTheBatchOrThreads) {
-  const int64_t m = 37, n = 70, k = 700;
-  const auto a = Random(static_cast<size_t>(m * k), 5), b = Random(static_cast<size_t>(k * n), 6);
-  std::vector<float> packed(static_cast<size_t>(cpu::uk::GemmF32PackedFloats(k, n)));
-  cpu::uk::GemmF32PackB(b.data(), k, n, false, packed.data());
-  auto run = [&](int64_t rows, const float* a_rows, int threads) {
-    omp_set_num_threads(threads);
-    std::vector<float> c(static_cast<size_t>(rows * n));
-    GemmF32Args g;
-    g.m = rows, g.n = n, g.k = k, g.a = a_rows, g.lda = k, g.packed_b = packed.data(), g.c = c.data(), g.ldc = n;
-    cpu::uk::GemmF32(g);
-    return c;
-  };
-  const auto all = run(m, a.data(), 2);
-  EXPECT_EQ(run(m, a.data(), 1), all);
-  for (int64_t i : {0, 5, 36}) {
-    const auto one = run(1, a.data() + i * k, 1);
-    for (int64_t j = 0; j < n; ++j)
-      ASSERT_EQ(one[static_cast<size_t>(j)], all[static_cast<size_t>(i * n + j)]) << "row " << i << " col " << j;
+  for (int64_t n : {70, 9}) {  // split by columns, and (one panel) by rows
+    SCOPED_TRACE(::testing::Message() << "n=" << n);
+    const int64_t m = n < 16 ? 200 : 37, k = 700;  // large enough to go parallel
+    const auto a = Random(static_cast<size_t>(m * k), 5), b = Random(static_cast<size_t>(k * n), 6);
+    std::vector<float> packed(static_cast<size_t>(cpu::uk::GemmF32PackedFloats(k, n)));
+    cpu::uk::GemmF32PackB(b.data(), k, n, false, packed.data());
+    auto run = [&](int64_t rows, const float* a_rows, int threads) {
+      omp_set_num_threads(threads);
+      std::vector<float> c(static_cast<size_t>(rows * n));
+      GemmF32Args g;
+      g.m = rows, g.n = n, g.k = k, g.a = a_rows, g.lda = k, g.packed_b = packed.data(), g.c = c.data(), g.ldc = n;
+      cpu::uk::GemmF32(g);
+      return c;
+    };
+    const auto all = run(m, a.data(), 2);
+    EXPECT_EQ(run(m, a.data(), 1), all);
+    for (int64_t i : {0, 5, 36}) {
+      const auto one = run(1, a.data() + i * k, 1);
+      for (int64_t j = 0; j < n; ++j)
+        ASSERT_EQ(one[static_cast<size_t>(j)], all[static_cast<size_t>(i * n + j)]) << "row " << i << " col " << j;
+    }
   }
 }
 
 TEST_F(GemmF32Test, UnpackRestoresTheWeights) {
   const int64_t k = 9, n = 35;
   const auto b = Random(static_cast<size_t>(k * n), 7);
-  std::vector<float> packed(static_cast<size_t>(cpu::uk::GemmF32PackedFloats(k, n))), back(b.size());
+  for (bool transposed : {false, true}) {
+    std::vector<float> packed(static_cast<size_t>(cpu::uk::GemmF32PackedFloats(k, n))), back(b.size());
+    cpu::uk::GemmF32PackB(b.data(), k, n, transposed, packed.data());
+    cpu::uk::GemmF32UnpackB(packed.data(), k, n, transposed, back.data());
+    EXPECT_EQ(back, b) << "transposed=" << transposed;
+  }
+}
+
+// A and C as views into wider matrices (row strides past K and N), as a caller without its own
+// buffers passes them: columns outside the view stay untouched.
+TEST_F(GemmF32Test, StridedAAndC) {
+  const int64_t m = 11, n = 21, k = 300, lda = k + 5, ldc = n + 3;
+  const auto a = Random(static_cast<size_t>(m * lda), 8), b = Random(static_cast<size_t>(k * n), 9);
+  std::vector<float> packed(static_cast<size_t>(cpu::uk::GemmF32PackedFloats(k, n)));
   cpu::uk::GemmF32PackB(b.data(), k, n, false, packed.data());
-  cpu::uk::GemmF32UnpackB(packed.data(), k, n, back.data());
-  EXPECT_EQ(back, b);
+  std::vector<float> c(static_cast<size_t>(m * ldc), -7.f);
+  GemmF32Args g;
+  g.m = m, g.n = n, g.k = k, g.a = a.data(), g.lda = lda, g.packed_b = packed.data(), g.c = c.data(), g.ldc = ldc;
+  cpu::uk::GemmF32(g);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double ref = 0, mag = 0;
+      for (int64_t p = 0; p < k; ++p) {
+        ref += double(a[static_cast<size_t>(i * lda + p)]) * b[static_cast<size_t>(p * n + j)];
+        mag += std::abs(double(a[static_cast<size_t>(i * lda + p)]) * b[static_cast<size_t>(p * n + j)]);
+      }
+      ASSERT_NEAR(c[static_cast<size_t>(i * ldc + j)], ref, 1e-6 * (mag + 4)) << "i=" << i << " j=" << j;
+    }
+    for (int64_t j = n; j < ldc; ++j) ASSERT_EQ(c[static_cast<size_t>(i * ldc + j)], -7.f) << "outside the view";
+  }
 }
 
 }  // namespace

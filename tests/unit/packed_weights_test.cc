@@ -1,5 +1,5 @@
-// MatMul, FusedMatMul and Gemm with constant weights pack them once at load into oneDNN's blocked
-// layout and free the original initializer (KernelInfo::ReleaseConstantInput). These tests compare
+// MatMul, FusedMatMul and Gemm with constant weights pack them once at load (oneDNN's blocked layout,
+// or Strata's own GEMM's panels on AVX2, which the isa_avx2 CTest pass runs) and free the original initializer (KernelInfo::ReleaseConstantInput). These tests compare
 // against double-precision loops, across row counts that change from run to run, and check which
 // initializers the session freed.
 #include <gtest/gtest.h>

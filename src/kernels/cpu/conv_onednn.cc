@@ -260,9 +260,10 @@ std::unique_ptr<DnnlConv> MakeDnnlConv(const ConvShape& cs, bool has_bias, const
         dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, d->user_src, wei_any, d->bias_md,
         d->user_dst, ToDims(g.strides), ToDims(dil), ToDims(g.pad_begin), ToDims(g.pad_end));
     if (!winograd_chosen && layouts.x_nhwc && layouts.y_nhwc && (pd.src_desc() != d->user_src || pd.dst_desc() != d->user_dst)) {
-      try {  // no channels-last kernel but the reference one: keep the blocked kernel
+      try {  // only a jit or brgemm kernel: gemm (im2col) and reference ones are far slower than a blocked jit
         dnnl::convolution_forward::primitive_desc channels_last(direct_channels_last, attr, Engine());
-        if (std::string(channels_last.impl_info_str()).find("ref") == std::string::npos) pd = channels_last;
+        const std::string impl = channels_last.impl_info_str();
+        if (impl.rfind("jit", 0) == 0 || impl.rfind("brg", 0) == 0) pd = channels_last;
       } catch (const dnnl::error&) {
       }
     }

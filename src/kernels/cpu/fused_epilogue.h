@@ -3,8 +3,8 @@
 //   Y = act_k(... act_1(op(A, B) + bias + residual))
 // `residual` is the optional last input (index 3), the same shape as Y; the activations are listed
 // in the attribute `activations` with their parameters in `activation_alpha`/`activation_beta`.
-// On oneDNN the epilogue becomes post-ops (a sum for the residual, then eltwise ops); the reference
-// paths apply it elementwise with Apply().
+// On oneDNN the epilogue becomes post-ops (a sum for the residual, then eltwise ops); Strata's own
+// GEMM takes the activations (ukernels/packed_gemm_f32.h); the reference paths use Apply().
 #pragma once
 
 #include <string>

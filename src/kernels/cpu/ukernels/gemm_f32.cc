@@ -98,13 +98,13 @@ void EdgeTile(int rows, int64_t cols, int64_t kc, const float* a, int64_t lda, c
   for (int r = 0; r < rows; ++r) std::copy(tmp + r * kNr, tmp + r * kNr + cols, c + r * ldc);
 }
 
-// Column panels [p0, p1) of C, every row.
-void RunPanels(const GemmF32Args& g, int64_t p0, int64_t p1) {
+// Column panels [p0, p1) of C, rows [r0, r1).
+void RunBlock(const GemmF32Args& g, int64_t p0, int64_t p1, int64_t r0, int64_t r1) {
   for (int64_t pc = 0; pc < g.k; pc += kKc) {
     const int64_t kc = std::min(kKc, g.k - pc);
     const bool first = pc == 0, last = pc + kc == g.k;
-    for (int64_t ic = 0; ic < g.m; ic += kMc) {
-      const int64_t mc = std::min(kMc, g.m - ic);
+    for (int64_t ic = r0; ic < r1; ic += kMc) {
+      const int64_t mc = std::min(kMc, r1 - ic);
       for (int64_t p = p0; p < p1; ++p) {
         const float* bp = g.packed_b + p * g.k * kNr + pc * kNr;
         const int64_t col0 = p * kNr, cols = std::min(kNr, g.n - col0);
@@ -159,9 +159,10 @@ void GemmF32PackB(const float* b, int64_t k, int64_t n, bool transposed, float* 
   }, 2);
 }
 
-void GemmF32UnpackB(const float* packed, int64_t k, int64_t n, float* b) {
+void GemmF32UnpackB(const float* packed, int64_t k, int64_t n, bool transposed, float* b) {
   for (int64_t kk = 0; kk < k; ++kk)
-    for (int64_t col = 0; col < n; ++col) b[kk * n + col] = packed[(col / kNr) * k * kNr + kk * kNr + col % kNr];
+    for (int64_t col = 0; col < n; ++col)
+      b[transposed ? col * k + kk : kk * n + col] = packed[(col / kNr) * k * kNr + kk * kNr + col % kNr];
 }
 
 void GemmF32(const GemmF32Args& g) {
@@ -177,7 +178,15 @@ void GemmF32(const GemmF32Args& g) {
   const int64_t panels = (g.n + kNr - 1) / kNr;
   // Below about a million multiply-adds a second thread costs more than it saves.
   const int64_t threshold = g.m * g.n * g.k >= (int64_t{1} << 20) ? 2 : panels + 1;
-  ParallelFor(panels, [&](int64_t p0, int64_t p1) { RunPanels(g, p0, p1); }, threshold);
+  if (panels >= omp_get_max_threads() || g.m < 2 * kMr) {
+    ParallelFor(panels, [&](int64_t p0, int64_t p1) { RunBlock(g, p0, p1, 0, g.m); }, threshold);
+    return;
+  }
+  // Fewer panels than threads (a narrow output): rows are split instead, in whole tiles. Each
+  // element's reduction order is the same either way.
+  const int64_t tiles = (g.m + kMr - 1) / kMr;
+  ParallelFor(tiles, [&](int64_t t0, int64_t t1) { RunBlock(g, 0, panels, t0 * kMr, std::min(g.m, t1 * kMr)); },
+              g.m * g.n * g.k >= (int64_t{1} << 20) ? 2 : tiles + 1);
 }
 
 }  // namespace strata::cpu::uk

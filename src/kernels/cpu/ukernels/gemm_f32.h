@@ -20,8 +20,8 @@ bool GemmF32Available();
 int64_t GemmF32PackedFloats(int64_t k, int64_t n);
 // Packs B ([K, N] row-major, or [N, K] when `transposed`) into `packed`.
 void GemmF32PackB(const float* b, int64_t k, int64_t n, bool transposed, float* packed);
-// The inverse: packed back to [K, N] row-major.
-void GemmF32UnpackB(const float* packed, int64_t k, int64_t n, float* b);
+// The inverse: packed back to [K, N] row-major (or [N, K] when `transposed`).
+void GemmF32UnpackB(const float* packed, int64_t k, int64_t n, bool transposed, float* b);
 
 // Called once per finished tile of C (its rows x cols block at `c`, row stride ldc, after bias), from
 // the thread that computed it, while the tile is still in cache.

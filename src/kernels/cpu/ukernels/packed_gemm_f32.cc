@@ -10,9 +10,10 @@ namespace strata::cpu::uk {
 using dnnl::memory;
 
 bool PackedGemmF32::Pack(const float* w, int64_t k, int64_t n, bool transposed, GemmPostOps post) {
-  if (k <= 0 || n <= 0) return false;
+  if (k <= 0 || n <= 0 || (post.alpha != 1.f && post.bias)) return false;
   k_ = k;
   n_ = n;
+  transposed_ = transposed;
   post_ = std::move(post);
   if (GemmF32Available()) {
     w_buffer_ = AllocateLargeBuffer(static_cast<size_t>(GemmF32PackedFloats(k, n)) * sizeof(float));
@@ -80,7 +81,7 @@ const float* PackedGemmF32::PlainWeights() {
   if (!plain_.empty()) return plain_.data();
   plain_.resize(static_cast<size_t>(k_ * n_));
   if (own_) {
-    GemmF32UnpackB(static_cast<const float*>(w_buffer_.get()), k_, n_, plain_.data());
+    GemmF32UnpackB(static_cast<const float*>(w_buffer_.get()), k_, n_, transposed_, plain_.data());
   } else {
     memory dst(plain_md_, onednn::Engine(), plain_.data());
     dnnl::reorder(w_, dst).execute(onednn::Stream(), w_, dst);

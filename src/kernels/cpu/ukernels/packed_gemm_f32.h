@@ -20,7 +20,8 @@
 namespace strata::cpu::uk {
 
 // What follows the product, in order: y = alpha * aW + beta * y (y's prior contents: a residual or
-// Gemm's C; nothing read when beta is 0) + bias, then the activations.
+// Gemm's C; nothing read when beta is 0) + bias, then the activations. alpha must be 1 with a bias:
+// oneDNN would scale the bias too.
 struct GemmPostOps {
   float alpha = 1.f, beta = 0.f;
   bool bias = false;
@@ -30,7 +31,7 @@ struct GemmPostOps {
 class PackedGemmF32 {
  public:
   // Packs w ([K, N] row-major, or [N, K] when `transposed`). False (nothing packed) when neither
-  // back-end can; never throws.
+  // back-end can, or alpha != 1 with a bias; never throws.
   bool Pack(const float* w, int64_t k, int64_t n, bool transposed, GemmPostOps post);
   bool packed() const { return packed_; }
   int64_t K() const { return k_; }
@@ -40,8 +41,8 @@ class PackedGemmF32 {
   // primitive for this M: the caller then computes with PlainWeights(). Throws dnnl::error.
   bool Run(int64_t m, const float* a, const float* bias, float* y);
 
-  // W back in [K, N] row-major, unpacked on first use (only reference paths need it). Throws
-  // dnnl::error or std::bad_alloc.
+  // W back in the layout Pack was given, unpacked on first use (only reference paths need it).
+  // Throws dnnl::error or std::bad_alloc.
   const float* PlainWeights();
 
  private:
@@ -58,6 +59,7 @@ class PackedGemmF32 {
 
   bool packed_ = false;
   bool own_ = false;  // packed for GemmF32 rather than oneDNN
+  bool transposed_ = false;
   int64_t k_ = 0, n_ = 0;
   GemmPostOps post_;
   std::vector<int64_t> failed_m_;  // row counts oneDNN has no primitive for (the last few)
