@@ -11,7 +11,7 @@
 
 #include "kernels/cpu/conv_onednn.h"
 #include "kernels/cpu/conv_reference.h"
-#include "kernels/cpu/ukernels/strided_copy.h"
+#include "kernels/cpu/ukernels/layout_copy.h"
 
 namespace strata::cpu {
 namespace {
@@ -35,8 +35,10 @@ using onednn::Stream;
 // Copies n images of c channels by hw positions between channels-last [n, hw, c] and channels-first
 // [n, c, hw] (`to_last` picks the direction).
 void CopyChannels(const float* src, float* dst, int64_t n, int64_t c, int64_t hw, bool to_last) {
-  if (to_last) tensor::StridedCopy(src, 0, Shape{n, hw, c}, {c * hw, 1, hw}, dst);
-  else tensor::StridedCopy(src, 0, Shape{n, c, hw}, {hw * c, 1, c}, dst);
+  using L = uk::ActivationLayout;
+  const uk::LayoutCopy copy{to_last ? L::kChannelsFirst : L::kChannelsLast, to_last ? L::kChannelsLast : L::kChannelsFirst,
+                            n, c, hw};
+  copy.Run(src, dst);
 }
 
 // Shape of input i as far as the loader knows it: a constant's own shape (initializers carry no

@@ -119,10 +119,7 @@ class GemmKernel final : public OpKernel {
   // alpha, then the epilogue. `sum`: the primitive adds sum_scale times what is in Y before it runs
   // (beta*C and/or the residual).
   dnnl::primitive_attr MakeAttr(bool sum, float sum_scale) const {
-    dnnl::primitive_attr attr;
-    if (alpha_ != 1.f) attr.set_output_scales(0, {alpha_});
-    if (sum || !ep_.empty()) attr.set_post_ops(ep_.PostOps(sum, sum_scale));
-    return attr;
+    return onednn::MatMulAttr(alpha_, sum ? sum_scale : 0.f, ep_.activations());
   }
 
   void Prepare(int64_t M, int64_t N, int64_t K, bool sum, float sum_scale) {

@@ -29,6 +29,13 @@ dnnl::post_ops PostOps(std::span<const uk::ActivationOp> activations, bool sum, 
   return po;
 }
 
+dnnl::primitive_attr MatMulAttr(float alpha, float sum_scale, std::span<const uk::ActivationOp> activations) {
+  dnnl::primitive_attr attr;
+  if (alpha != 1.f) attr.set_output_scales(0, {alpha});
+  if (sum_scale != 0.f || !activations.empty()) attr.set_post_ops(PostOps(activations, sum_scale != 0.f, sum_scale));
+  return attr;
+}
+
 dnnl::engine& Engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;

@@ -57,6 +57,10 @@ dnnl::memory::desc PlainDesc(const std::vector<int64_t>& dims, dnnl::memory::dat
 // oneDNN post-ops: a sum of what the destination holds (scaled by sum_scale), then the activations.
 dnnl::post_ops PostOps(std::span<const uk::ActivationOp> activations, bool sum, float sum_scale);
 
+// Attributes of a matmul that computes alpha * AB, adds sum_scale times what the destination holds
+// (nothing when 0), then the activations.
+dnnl::primitive_attr MatMulAttr(float alpha, float sum_scale, std::span<const uk::ActivationOp> activations);
+
 // `error` as a Status whose message starts with `what` (the operation that failed): no kernel for
 // the request is Unsupported, arguments oneDNN rejects are InvalidArgument, and running out of
 // memory or anything else is Internal (Status has no resource-exhaustion code).

@@ -23,9 +23,7 @@ bool PackedGemmF32::Pack(const float* w, int64_t k, int64_t n, bool transposed, 
     return true;
   }
   try {
-    if (post_.alpha != 1.f) attr_.set_output_scales(0, {post_.alpha});
-    if (post_.beta != 0.f || !post_.activations.empty())
-      attr_.set_post_ops(onednn::PostOps(post_.activations, post_.beta != 0.f, post_.beta));
+    attr_ = onednn::MatMulAttr(post_.alpha, post_.beta, post_.activations);
     plain_md_ = memory::desc({k, n}, memory::data_type::f32, transposed ? memory::dims{1, k} : memory::dims{n, 1});
     if (post_.bias) bias_md_ = memory::desc({1, n}, memory::data_type::f32, memory::dims{n, 1});
     const memory::desc any({k, n}, memory::data_type::f32, memory::format_tag::any);
