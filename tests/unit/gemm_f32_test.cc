@@ -7,24 +7,16 @@
 #include <atomic>
 #include <cmath>
 #include <optional>
-#include <random>
 #include <vector>
 
 #include "isa_scope.h"
+#include "passes_test_util.h"
 #include "kernels/cpu/ukernels/gemm_f32.h"
 
 namespace strata::testing {
 namespace {
 
 using cpu::uk::GemmF32Args;
-
-std::vector<float> Random(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  std::vector<float> v(n);
-  for (float& x : v) x = u(rng);
-  return v;
-}
 
 class GemmF32Test : public ::testing::Test {
  protected:
@@ -60,8 +52,8 @@ TEST_F(GemmF32Test, MatchesTheReference) {
           SCOPED_TRACE(::testing::Message() << "m=" << m << " n=" << n << " k=" << k << " transposed=" << transposed
                                             << " variant=" << variant << " threads=" << threads);
           omp_set_num_threads(threads);
-          const auto a = Random(static_cast<size_t>(m * k), 1), b = Random(static_cast<size_t>(k * n), 2);
-          const auto c0 = Random(static_cast<size_t>(m * n), 3), bias = Random(static_cast<size_t>(n), 4);
+          const auto a = Values(m * k, 1), b = Values(k * n, 2);
+          const auto c0 = Values(m * n, 3), bias = Values(n, 4);
           std::vector<float> packed(static_cast<size_t>(cpu::uk::GemmF32PackedFloats(k, n)), NAN);
           cpu::uk::GemmF32PackB(b.data(), k, n, transposed, packed.data());
           std::vector<float> c = variant ? c0 : std::vector<float>(c0.size(), NAN);
@@ -97,7 +89,7 @@ TEST_F(GemmF32Test, RowsDoNotDependOnTheBatchOrThreads) {
   for (int64_t n : {70, 9}) {  // split by columns, and (one panel) by rows
     SCOPED_TRACE(::testing::Message() << "n=" << n);
     const int64_t m = n < 16 ? 200 : 37, k = 700;  // large enough to go parallel
-    const auto a = Random(static_cast<size_t>(m * k), 5), b = Random(static_cast<size_t>(k * n), 6);
+    const auto a = Values(m * k, 5), b = Values(k * n, 6);
     std::vector<float> packed(static_cast<size_t>(cpu::uk::GemmF32PackedFloats(k, n)));
     cpu::uk::GemmF32PackB(b.data(), k, n, false, packed.data());
     auto run = [&](int64_t rows, const float* a_rows, int threads) {
@@ -120,7 +112,7 @@ TEST_F(GemmF32Test, RowsDoNotDependOnTheBatchOrThreads) {
 
 TEST_F(GemmF32Test, UnpackRestoresTheWeights) {
   const int64_t k = 9, n = 35;
-  const auto b = Random(static_cast<size_t>(k * n), 7);
+  const auto b = Values(k * n, 7);
   for (bool transposed : {false, true}) {
     std::vector<float> packed(static_cast<size_t>(cpu::uk::GemmF32PackedFloats(k, n))), back(b.size());
     cpu::uk::GemmF32PackB(b.data(), k, n, transposed, packed.data());
@@ -133,7 +125,7 @@ TEST_F(GemmF32Test, UnpackRestoresTheWeights) {
 // buffers passes them: columns outside the view stay untouched.
 TEST_F(GemmF32Test, StridedAAndC) {
   const int64_t m = 11, n = 21, k = 300, lda = k + 5, ldc = n + 3;
-  const auto a = Random(static_cast<size_t>(m * lda), 8), b = Random(static_cast<size_t>(k * n), 9);
+  const auto a = Values(m * lda, 8), b = Values(k * n, 9);
   std::vector<float> packed(static_cast<size_t>(cpu::uk::GemmF32PackedFloats(k, n)));
   cpu::uk::GemmF32PackB(b.data(), k, n, false, packed.data());
   std::vector<float> c(static_cast<size_t>(m * ldc), -7.f);
