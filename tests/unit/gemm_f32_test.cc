@@ -12,6 +12,7 @@
 #include "isa_scope.h"
 #include "passes_test_util.h"
 #include "kernels/cpu/ukernels/gemm_f32.h"
+#include "kernels/cpu/ukernels/packed_gemm_f32.h"
 
 namespace strata::testing {
 namespace {
@@ -143,6 +144,54 @@ TEST_F(GemmF32Test, StridedAAndC) {
     }
     for (int64_t j = n; j < ldc; ++j) ASSERT_EQ(c[static_cast<size_t>(i * ldc + j)], -7.f) << "outside the view";
   }
+}
+
+}  // namespace
+}  // namespace strata::testing
+
+namespace strata::testing {
+namespace {
+
+// PackedGemmF32 on whichever back-end each ISA level picks (AVX2: Strata's GEMM; else oneDNN): the
+// same products, post-ops and plain weights from both.
+TEST(PackedGemmF32, BothBackEndsAgree) {
+  const int64_t m = 7, k = 40, n = 19;
+  const auto a = Values(m * k, 11), w = Values(k * n, 12), bias = Values(n, 13);
+  for (cpu::vec::Isa isa : AvailableIsas()) {
+    IsaScope scope(isa);
+    for (bool transposed : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "isa=" << cpu::vec::IsaName(isa) << " transposed=" << transposed);
+      cpu::uk::PackedGemmF32 p;
+      cpu::uk::GemmPostOps post;
+      post.bias = true;
+      post.activations = {{cpu::uk::Activation::kRelu}};
+      ASSERT_TRUE(p.Pack(w.data(), k, n, transposed, post));
+      std::vector<float> y(static_cast<size_t>(m * n), NAN);
+      ASSERT_TRUE(p.Run(m, a.data(), bias.data(), y.data()));
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double ref = bias[static_cast<size_t>(j)];
+          for (int64_t q = 0; q < k; ++q)
+            ref += double(a[static_cast<size_t>(i * k + q)]) *
+                   w[static_cast<size_t>(transposed ? j * k + q : q * n + j)];
+          ASSERT_NEAR(y[static_cast<size_t>(i * n + j)], std::max(ref, 0.0), 1e-4) << "i=" << i << " j=" << j;
+        }
+      // The reference paths read these with the layout they gave to Pack.
+      const float* plain = p.PlainWeights();
+      EXPECT_EQ(std::vector<float>(plain, plain + k * n), w);
+    }
+  }
+}
+
+// oneDNN scales the bias with alpha and Strata's GEMM does not, so neither takes the pair.
+TEST(PackedGemmF32, RefusesAlphaWithBias) {
+  const auto w = Values(4 * 4, 14);
+  cpu::uk::PackedGemmF32 p;
+  cpu::uk::GemmPostOps post;
+  post.alpha = 2.f;
+  post.bias = true;
+  EXPECT_FALSE(p.Pack(w.data(), 4, 4, false, post));
+  EXPECT_FALSE(p.packed());
 }
 
 }  // namespace

@@ -116,12 +116,6 @@ class GemmKernel final : public OpKernel {
       for (int64_t j = 0; j < N; ++j) y[i * N + j] = c[i * st[0] + j * st[1]];
   }
 
-  // alpha, then the epilogue. `sum`: the primitive adds sum_scale times what is in Y before it runs
-  // (beta*C and/or the residual).
-  dnnl::primitive_attr MakeAttr(bool sum, float sum_scale) const {
-    return onednn::MatMulAttr(alpha_, sum ? sum_scale : 0.f, ep_.activations());
-  }
-
   void Prepare(int64_t M, int64_t N, int64_t K, bool sum, float sum_scale) {
     if (prepared_ && M == m_ && N == n_ && K == k_ && sum == sum_ && sum_scale == sum_scale_) return;
     prepared_ = true;
@@ -132,7 +126,10 @@ class GemmKernel final : public OpKernel {
       b_md_ = memory::desc({K, N}, memory::data_type::f32, trans_b_ ? memory::dims{1, K} : memory::dims{N, 1});
       y_md_ = memory::desc({M, N}, memory::data_type::f32, memory::dims{N, 1});
       dnnl::matmul::desc desc(a_md_, b_md_, y_md_);
-      dnnl::matmul::primitive_desc pd(desc, MakeAttr(sum, sum_scale), Engine());
+      // alpha, then the epilogue; with `sum` the primitive adds sum_scale times what is in Y before it
+      // runs (beta*C and/or the residual).
+      dnnl::matmul::primitive_desc pd(desc, onednn::MatMulAttr(alpha_, sum ? sum_scale : 0.f, ep_.activations()),
+                                      Engine());
       prim_ = dnnl::matmul(pd);
       prim_ok_ = true;
     } catch (const dnnl::error&) {
