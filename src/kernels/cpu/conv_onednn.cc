@@ -97,7 +97,6 @@ LayoutCopy LayoutCopy::Between(const memory::desc& user, const memory::desc& pri
   int64_t hw = 1;
   for (size_t i = 2; i < d.size(); ++i) hw *= d[i];
   l.copy = uk::LayoutCopy{*from, *to, d[0], d[1], hw};
-  l.active = true;
   return l;
 }
 

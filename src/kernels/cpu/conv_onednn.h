@@ -26,9 +26,8 @@ struct ConvLayouts {
 // and the channel-blocked layouts oneDNN's kernels want (nChw8c on AVX2, nChw16c for AVX-512 Winograd).
 struct LayoutCopy {
   uk::LayoutCopy copy;
-  bool active = false;
 
-  bool on() const { return active; }
+  bool on() const { return copy.from != copy.to; }  // both channels-first when no copy applies
 
   // The copy from `user` to `prim` (and back), when both are layouts uk::LayoutCopy knows.
   static LayoutCopy Between(const dnnl::memory::desc& user, const dnnl::memory::desc& prim);
